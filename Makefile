@@ -1,0 +1,31 @@
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test test-all lint format demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+test-all: install
+	$(PY) -m pytest -q -m ''
+
+lint: install
+	$(VENV)/bin/ruff check miniseries tests benchmarks
+	$(VENV)/bin/ruff format --check miniseries tests benchmarks
+
+format: install
+	$(VENV)/bin/ruff check --fix miniseries tests benchmarks
+	$(VENV)/bin/ruff format miniseries tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

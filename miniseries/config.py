@@ -1,0 +1,159 @@
+"""The model family and the presets: plain dataclasses, no torch.
+
+A family is controlled by one integer, the depth. Width follows from it
+(``d_model = aspect_ratio * depth``, rounded up to a whole number of heads), heads follow from
+the width (``d_model // head_dim``, at least one). A *preset* is just a set of defaults for
+everything else: vocabulary, sequence length, batch size, learning rates, precision.
+"""
+
+from dataclasses import asdict, dataclass, field, replace
+
+from miniseries.errors import UserError
+
+MAX_DEPTH = 64
+CONVENTIONS = ("total", "kaplan", "matrices")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that fixes the shape of a GPT (and so its parameter count and FLOPs)."""
+
+    depth: int
+    d_model: int
+    n_heads: int
+    vocab_size: int  # the tokenizer's vocabulary; the embedding is padded up to a multiple of 64
+    seq_len: int
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def padded_vocab(self) -> int:
+        return -(-self.vocab_size // 64) * 64
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Defaults for one scale of work. Every field can be overridden on the command line."""
+
+    name: str
+    vocab_size: int
+    seq_len: int
+    batch_tokens: int  # tokens per optimizer step, over all ranks; reached by grad accumulation
+    device_batch_size: int  # rows per forward pass per rank
+    aspect_ratio: int  # d_model = aspect_ratio * depth
+    head_dim: int
+    depths: tuple[int, ...]  # the family's sensible range, used by sweeps and error messages
+    ratio: float  # default tokens:params ratio (under `convention`)
+    convention: str  # which params the ratio counts: total | kaplan | matrices
+    # optimizer (Muon for hidden matrices, AdamW for embedding / unembedding)
+    matrix_lr: float = 0.02
+    embedding_lr: float = 0.3
+    unembedding_lr: float = 0.004
+    adam_betas: tuple[float, float] = (0.8, 0.95)
+    lr_scale_width: int = 768  # AdamW lrs scale as (d_model / lr_scale_width) ** -0.5
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    warmdown_ratio: float = 0.4
+    final_lr_frac: float = 0.0
+    muon_momentum: tuple[float, float, int] = (0.85, 0.95, 300)  # start, end, ramp steps
+    dtype: str = "bfloat16"  # autocast dtype on CUDA; CPU always trains in float32
+    threads: int = 0  # torch threads on CPU (0 = leave torch's default)
+    min_steps: int = 100  # sweeps skip runs shorter than this (too few steps to mean anything)
+    eval_every: int = 0  # validation every N steps (0 = about 20 times per run)
+    val_tokens: int = 0  # tokens in the fixed validation set
+    extra: dict = field(default_factory=dict)
+
+    def model_config(self, depth: int) -> ModelConfig:
+        return model_config(depth, self)
+
+    def with_overrides(self, **kw) -> "Preset":
+        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# nanochat miniseries v1 (SPEC "Reference facts"): 8xH100, 524,288-token batches of 2048-token rows.
+GPU = Preset(
+    name="gpu",
+    vocab_size=32768,
+    seq_len=2048,
+    batch_tokens=524_288,
+    device_batch_size=32,
+    aspect_ratio=64,
+    head_dim=128,
+    depths=tuple(range(8, 21)),
+    ratio=8.0,
+    convention="total",
+    dtype="bfloat16",
+    min_steps=100,
+    val_tokens=10 * 524_288,
+)
+
+# Tiny and step-rich: small vocab so embeddings don't dominate, narrow layers (width 32 per layer)
+# so the family reaches below width 64, small batches so every demo run gets hundreds of steps.
+# How these numbers were chosen: docs/cpu-preset.md.
+CPU = Preset(
+    name="cpu",
+    vocab_size=1024,
+    seq_len=128,
+    batch_tokens=1024,
+    device_batch_size=8,
+    aspect_ratio=32,
+    head_dim=32,
+    depths=tuple(range(1, 9)),
+    ratio=8.0,
+    convention="total",
+    matrix_lr=0.02,
+    embedding_lr=0.3,
+    unembedding_lr=0.004,
+    dtype="float32",
+    threads=2,
+    min_steps=100,
+    val_tokens=64 * 1024,
+)
+
+PRESETS = {"cpu": CPU, "gpu": GPU}
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def check_convention(convention: str) -> str:
+    if convention not in CONVENTIONS:
+        raise UserError(
+            f"unknown parameter convention {convention!r}; choose one of: {', '.join(CONVENTIONS)}"
+        )
+    return convention
+
+
+def check_depth(depth: int) -> int:
+    if not isinstance(depth, int) or depth < 1 or depth > MAX_DEPTH:
+        raise UserError(f"depth must be an integer from 1 to {MAX_DEPTH}, got {depth!r}")
+    return depth
+
+
+def model_config(depth: int, preset: Preset) -> ModelConfig:
+    """The family rule: width from depth, heads from width."""
+    check_depth(depth)
+    head_dim = preset.head_dim
+    width = preset.aspect_ratio * depth
+    n_heads = max(1, -(-width // head_dim))
+    d_model = n_heads * head_dim if width >= head_dim else width
+    if d_model < head_dim:  # narrower than one head: a single head as wide as the model
+        n_heads = 1
+    return ModelConfig(
+        depth=depth,
+        d_model=d_model,
+        n_heads=n_heads,
+        vocab_size=preset.vocab_size,
+        seq_len=preset.seq_len,
+    )
