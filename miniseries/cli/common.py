@@ -47,3 +47,49 @@ def int_range(text: str) -> list[int]:
 def require(condition: bool, message: str) -> None:
     if not condition:
         raise UserError(message)
+
+
+def add_preset_args(p: argparse.ArgumentParser) -> None:
+    """--preset plus the overrides every stage that builds a model accepts."""
+    g = p.add_argument_group("preset (defaults for everything below; see `miniseries plan --help`)")
+    g.add_argument("--preset", default="cpu", help="cpu (tiny, fp32) or gpu (nanochat-like, bf16)")
+    g.add_argument("--vocab-size", type=int, help="tokenizer vocabulary (preset default)")
+    g.add_argument("--seq-len", type=int, help="tokens per row")
+    g.add_argument("--batch-tokens", type=int, help="tokens per optimizer step, all ranks")
+    g.add_argument("--aspect-ratio", type=int, help="d_model = aspect_ratio x depth")
+    g.add_argument("--head-dim", type=int, help="width of one attention head")
+
+
+def preset_from_args(args: argparse.Namespace):
+    from miniseries.config import get_preset
+
+    preset = get_preset(args.preset)
+    overrides = {
+        "vocab_size": args.vocab_size,
+        "seq_len": args.seq_len,
+        "batch_tokens": args.batch_tokens,
+        "aspect_ratio": args.aspect_ratio,
+        "head_dim": args.head_dim,
+    }
+    for name, value in overrides.items():
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    if args.vocab_size is not None and args.vocab_size < 256 + 1:
+        raise UserError(f"--vocab-size must be at least 257 (256 bytes + BOS), got {args.vocab_size}")
+    return preset.with_overrides(**overrides)
+
+
+def fmt_count(n: float) -> str:
+    """1234567 -> '1.23M'."""
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:.3g}"
+
+
+def console():
+    """A rich Console that doesn't squeeze tables to 80 columns when output is piped."""
+    from rich.console import Console
+
+    c = Console()
+    return c if c.is_terminal else Console(width=160)
