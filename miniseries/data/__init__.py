@@ -1,0 +1,1 @@
+"""Text corpora: where training text comes from, written as parquet shards plus a manifest."""
