@@ -66,6 +66,9 @@ class Preset:
     min_steps: int = 100  # sweeps skip runs shorter than this (too few steps to mean anything)
     eval_every: int = 0  # validation every N steps (0 = about 20 times per run)
     val_tokens: int = 0  # tokens in the fixed validation set
+    # What packing does with the tail of a cropped document: "drop" it (nanochat), or "requeue" it
+    # as a new BOS-led piece. Short rows (the cpu preset) would otherwise drop ~70% of the corpus.
+    remainder: str = "drop"
     extra: dict = field(default_factory=dict)
 
     def model_config(self, depth: int) -> ModelConfig:
@@ -116,6 +119,7 @@ CPU = Preset(
     threads=2,
     min_steps=100,
     val_tokens=64 * 1024,
+    remainder="requeue",
 )
 
 PRESETS = {"cpu": CPU, "gpu": GPU}

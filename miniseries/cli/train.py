@@ -1,0 +1,107 @@
+"""`miniseries train`: one model of the family, on CPU, one GPU, or many under torchrun."""
+
+import argparse
+
+from miniseries.cli.common import add_preset_args, positive_float
+
+HELP = """\
+Train depth D of the family for a horizon set by exactly one of:
+  --ratio R    R x params tokens (the miniseries run; default: the preset's ratio)
+  --flops C    as many steps as C FLOPs buy (one point of an isoFLOP profile)
+  --steps S    S optimizer steps
+Examples:
+  miniseries train --depth 4 --ratio 8 --preset cpu --out runs/d4
+  torchrun --nproc_per_node=8 -m miniseries train --depth 12 --preset gpu --out runs/d12
+The run folder gets config.json, log.jsonl (one line per step), checkpoint.pt and summary.json.
+Rerunning the same command resumes from the checkpoint (use --fresh to refuse an old one)."""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train one depth for a ratio, a FLOPs budget or a number of steps",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--depth", type=int, required=True, help="model depth (1-64)")
+    p.add_argument(
+        "--out", required=True, help="run folder (created; resumed if it has a checkpoint)"
+    )
+    h = p.add_argument_group("horizon (one of)")
+    h.add_argument("--ratio", type=positive_float, help="tokens:params ratio")
+    h.add_argument("--flops", type=positive_float, help="FLOPs budget")
+    h.add_argument("--steps", type=int, help="optimizer steps")
+    p.add_argument("--convention", help="params the ratio counts: total | kaplan | matrices")
+    p.add_argument("--data", help="token shards folder (default: the offline corpus, tokenized)")
+    p.add_argument("--tokenizer", help="tokenizer folder (default: matches --data)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--optimizer", choices=("muon", "adamw"), default="muon")
+    p.add_argument("--lr-mult", type=positive_float, default=1.0, help="scale every LR")
+    p.add_argument("--matrix-lr-mult", type=positive_float, default=1.0, help="scale Muon LR")
+    p.add_argument("--adam-lr-mult", type=positive_float, default=1.0, help="scale AdamW LRs")
+    p.add_argument("--evals", type=int, default=10, help="validation evaluations per run")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="steps (0: at each eval)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    p.add_argument("--fresh", action="store_true", help="fail instead of resuming a checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_preset_args(p)
+    p.set_defaults(run=run)
+
+
+def config_from_args(args):
+    from miniseries.cli.common import preset_from_args, preset_overrides
+    from miniseries.data.defaults import resolve_data
+    from miniseries.train import TrainConfig
+
+    preset = preset_from_args(args)
+    data, tokenizer = resolve_data(args.data, args.tokenizer, preset.vocab_size)
+    overrides = preset_overrides(args)
+    return TrainConfig(
+        depth=args.depth,
+        out=args.out,
+        data=str(data),
+        tokenizer=str(tokenizer),
+        preset=preset.name,
+        ratio=args.ratio,
+        flops=args.flops,
+        steps=args.steps,
+        convention=args.convention,
+        seed=args.seed,
+        optimizer=args.optimizer,
+        lr_mult=args.lr_mult,
+        matrix_lr_mult=args.matrix_lr_mult,
+        adam_lr_mult=args.adam_lr_mult,
+        evals=args.evals,
+        checkpoint_every=args.checkpoint_every,
+        compile=args.compile,
+        device=args.device,
+        overrides=overrides,
+    )
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from miniseries.errors import UserError
+    from miniseries.train import CHECKPOINT, train
+
+    cfg = config_from_args(args)
+    cfg.plan()  # horizon errors before anything is built
+    if args.fresh and (Path(args.out) / CHECKPOINT).exists():
+        raise UserError(f"{args.out} already has a checkpoint; drop --fresh to resume it")
+    s = train(cfg, progress=not args.quiet)
+    if s.get("device") is not None and (s["world_size"] == 1 or _rank0()):
+        mfu = f", MFU {100 * s['mfu']:.1f}%" if s.get("mfu") else ""
+        print(
+            f"d{s['depth']}: val bpb {s['val_bpb']:.4f} after {s['steps']} steps, "
+            f"{s['tokens']:,} tokens, {s['flops']:.3g} FLOPs, {s['wall_s']:.1f} s "
+            f"({s['tokens_per_s']:,.0f} tok/s{mfu}) -> {args.out}"
+        )
+    return 0
+
+
+def _rank0() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"

@@ -1,0 +1,420 @@
+"""Train one model of the family: the loop every other stage (sweep, series, one-knob run) calls.
+
+Horizon from the planner (ratio, FLOPs budget, or explicit steps); batch size in tokens reached by
+gradient accumulation; Muon + AdamW with a warm-up / constant / warm-down schedule; validation
+bits-per-byte on a fixed packing; a JSONL log; atomic checkpoints that resume bit for bit.
+
+Distributed: run under ``torchrun``. Every rank builds the same model from the same seed, reads its
+own rows of the global row stream, and gradients are averaged with one all_reduce per parameter
+before the optimizer step, so all ranks take identical steps and a W-rank run equals one process
+with W x the gradient accumulation. Only rank 0 writes.
+"""
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from miniseries.accounting import param_counts
+from miniseries.config import Preset, get_preset
+from miniseries.errors import UserError
+from miniseries.paths import atomic_write_text
+from miniseries.plan import Plan, plan_for_depth, plan_for_steps, plan_isoflop
+
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.jsonl"
+SUMMARY = "summary.json"
+CONFIG = "config.json"
+
+
+@dataclass
+class TrainConfig:
+    """Everything one run needs. Exactly one of ratio / flops / steps sets the horizon."""
+
+    depth: int
+    out: str
+    data: str  # token shards folder (miniseries data tokenize)
+    tokenizer: str  # tokenizer folder (for sampling and CORE later)
+    preset: str = "cpu"
+    ratio: float | None = None
+    flops: float | None = None
+    steps: int | None = None
+    convention: str | None = None
+    seed: int = 0
+    optimizer: str = "muon"  # muon | adamw
+    lr_mult: float = 1.0  # multiplies every learning rate (LR sweeps)
+    matrix_lr_mult: float = 1.0
+    adam_lr_mult: float = 1.0
+    scale_adam_lr_with_width: bool = True  # off only to demonstrate a mis-scaled family
+    eval_every: int = 0  # 0: about `evals` times per run
+    evals: int = 10
+    checkpoint_every: int = 0  # 0: only at the end (and at each eval when resumable)
+    resumable: bool = True  # checkpoint at every eval so a killed run can resume
+    compile: bool = False
+    device: str = "auto"
+    overrides: dict = field(default_factory=dict)  # Preset fields (vocab_size, seq_len, ...)
+    nan_at_step: int | None = None  # fault injection for tests: poison the loss at this step
+
+    def preset_obj(self) -> Preset:
+        return get_preset(self.preset).with_overrides(**self.overrides)
+
+    def plan(self) -> Plan:
+        preset = self.preset_obj()
+        given = [x is not None for x in (self.ratio, self.flops, self.steps)]
+        if sum(given) > 1:
+            raise UserError("give only one of --ratio, --flops, --steps to set the horizon")
+        if self.steps is not None:
+            return plan_for_steps(self.depth, self.steps, preset, self.convention)
+        if self.flops is not None:
+            return plan_isoflop(self.depth, self.flops, preset, self.convention)
+        return plan_for_depth(self.depth, preset, self.ratio, self.convention)
+
+
+class TrainingDiverged(UserError):
+    pass
+
+
+def pick_device(name: str) -> str:
+    if name != "auto":
+        return name
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def setup_distributed(device: str) -> tuple[int, int]:
+    if "RANK" not in os.environ or dist.is_initialized():
+        return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    backend = "nccl" if device.startswith("cuda") else "gloo"
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def grad_accum_steps(preset: Preset, world: int) -> tuple[int, int]:
+    """(rows per forward pass, micro-steps): rows x seq_len x world x micro = batch_tokens."""
+    rows_total, rem = divmod(preset.batch_tokens, preset.seq_len)
+    if rem:
+        raise UserError(
+            f"batch_tokens {preset.batch_tokens} must be a multiple of seq_len {preset.seq_len}"
+        )
+    if rows_total % world:
+        raise UserError(f"{rows_total} rows per step cannot be split over {world} ranks")
+    per_rank = rows_total // world
+    rows = max(
+        r for r in range(1, min(per_rank, preset.device_batch_size) + 1) if per_rank % r == 0
+    )
+    return rows, per_rank // rows
+
+
+class Trainer:
+    """Holds the state of one run; `run()` trains to the end (resuming if a checkpoint exists)."""
+
+    def __init__(self, cfg: TrainConfig, progress: bool = True):
+        from miniseries.data.loader import TrainLoader, val_rows
+        from miniseries.model import GPT
+        from miniseries.optim import OptimConfig, build_optimizers
+        from miniseries.tokenizer import Tokenizer
+
+        self.cfg, self.progress = cfg, progress
+        self.preset = preset = cfg.preset_obj()
+        self.plan = cfg.plan()
+        self.device = pick_device(cfg.device)
+        self.rank, self.world = setup_distributed(self.device)
+        if self.device == "cpu" and preset.threads:  # ranks on one machine share its cores
+            local = int(os.environ.get("LOCAL_WORLD_SIZE", self.world))
+            torch.set_num_threads(max(1, preset.threads // local))
+        self.out = Path(cfg.out)
+        self.tokenizer = Tokenizer.load(cfg.tokenizer, vocab_size=preset.vocab_size)
+        self.model_cfg = preset.model_config(cfg.depth)
+        torch.manual_seed(cfg.seed)
+        self.model = GPT(self.model_cfg).to(self.device)
+        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        ocfg = OptimConfig.from_preset(
+            preset,
+            optimizer=cfg.optimizer,
+            lr_mult=cfg.lr_mult,
+            matrix_lr_mult=cfg.matrix_lr_mult,
+            adam_lr_mult=cfg.adam_lr_mult,
+        )
+        if not cfg.scale_adam_lr_with_width:
+            ocfg.lr_scale_width = self.model_cfg.d_model  # (d/d)^-0.5 = 1: no scaling
+        self.ocfg = ocfg
+        self.optimizers = build_optimizers(self.model, ocfg)
+        self.rows, self.accum = grad_accum_steps(preset, self.world)
+        self.loader = TrainLoader(
+            cfg.data,
+            self.rows,
+            preset.seq_len,
+            self.rank,
+            self.world,
+            seed=cfg.seed,
+            remainder=preset.remainder,
+        )
+        val_tokens = preset.val_tokens or 16 * preset.seq_len
+        self.val = val_rows(cfg.data, preset.seq_len, val_tokens, remainder=preset.remainder)
+        self.token_bytes = self.tokenizer.token_bytes
+        total = self.plan.steps
+        self.eval_every = cfg.eval_every or max(1, math.ceil(total / max(1, cfg.evals)))
+        self.step = 0
+        self.train_s = 0.0
+        self.tokens_per_step = preset.batch_tokens
+        self.autocast = (
+            torch.autocast("cuda", dtype=getattr(torch, preset.dtype))
+            if self.device.startswith("cuda")
+            else torch.autocast("cpu", enabled=False)
+        )
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "step": self.step,
+            "train_s": self.train_s,
+            "model": self.model.state_dict(),
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "loader": self.loader.state_dict(),
+            "rng": torch.get_rng_state(),
+            "model_config": self.model_cfg.to_dict(),
+        }
+
+    def save_checkpoint(self) -> None:
+        if self.rank != 0:
+            return
+        path = self.out / CHECKPOINT
+        tmp = path.with_name(f".{CHECKPOINT}.tmp{os.getpid()}")
+        try:
+            torch.save(self.state(), tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise UserError(
+                f"could not write checkpoint {path} ({e.strerror}); the previous checkpoint is "
+                "intact — free disk space and rerun with --resume"
+            ) from e
+
+    def load_checkpoint(self) -> bool:
+        path = self.out / CHECKPOINT
+        if not path.exists():
+            return False
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as e:  # corrupt, truncated, or a pickle we refuse to execute
+            raise UserError(
+                f"checkpoint {path} cannot be loaded safely ({type(e).__name__}); move it away "
+                "to start over"
+            ) from e
+        if state.get("model_config") != self.model_cfg.to_dict():
+            raise UserError(
+                f"checkpoint {path} is for model {state.get('model_config')}, not "
+                f"{self.model_cfg.to_dict()}; use another --out folder"
+            )
+        self.model.load_state_dict(state["model"])
+        for opt, sd in zip(self.optimizers, state["optimizers"]):
+            opt.load_state_dict(sd)
+        self.loader.load_state_dict(state["loader"])
+        torch.set_rng_state(state["rng"].cpu())
+        self.step, self.train_s = int(state["step"]), float(state["train_s"])
+        return True
+
+    # ---- one optimizer step ------------------------------------------------------------------
+    def train_step(self) -> float:
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        for _ in range(self.accum):
+            x, y = self.loader.next_batch()
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            with self.autocast:
+                loss = self.forward(x, y)
+            (loss / self.accum).backward()
+            loss_sum += loss.detach()
+        if self.cfg.nan_at_step is not None and self.step == self.cfg.nan_at_step:
+            loss_sum += float("nan")
+        if self.world > 1:
+            for p in self.model.parameters():
+                dist.all_reduce(p.grad, op=dist.ReduceOp.AVG)
+            dist.all_reduce(loss_sum, op=dist.ReduceOp.AVG)
+        loss_value = loss_sum.item() / self.accum
+        if not math.isfinite(loss_value):
+            raise TrainingDiverged(
+                f"loss became {loss_value} at step {self.step} of {self.out}; the last good "
+                "checkpoint is kept — lower the learning rate (--lr-mult) and rerun"
+            )
+        for opt in self.optimizers:
+            opt.step()
+        self.model.zero_grad(set_to_none=True)
+        return loss_value
+
+    def evaluate(self) -> float:
+        from miniseries.evaluate.bpb import evaluate_bpb
+
+        with self.autocast:
+            return evaluate_bpb(self.model, self.val, self.token_bytes, self.rows * 2, self.device)
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def run(self) -> dict:
+        from miniseries.mfu import peak_flops
+        from miniseries.optim import set_schedule
+
+        t_start = time.time()
+        self.out.mkdir(parents=True, exist_ok=True)
+        resumed = self.load_checkpoint()
+        if self.rank == 0:
+            self._write_config()
+            self._trim_log()
+        kind = self.device if self.device.startswith("cuda") else self.device.split(":")[0]
+        peak, peak_source = peak_flops(kind, self.preset.threads or None)
+        total = self.plan.steps
+        fpt = self.plan.flops_per_token
+        bar = _Progress(total, self.progress and self.rank == 0, f"d{self.cfg.depth}")
+        bar.advance(self.step)
+        val_bpb = None
+        while self.step < total:
+            if self.step % self.eval_every == 0 and not (resumed and self._logged_eval()):
+                val_bpb = self.evaluate()
+                self._log({"step": self.step, "val_bpb": val_bpb, **self._position()})
+            lr, _ = set_schedule(self.optimizers, self.step, total, self.ocfg)
+            t0 = time.perf_counter()
+            loss = self.train_step()
+            if self.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t0
+            self.train_s += dt
+            self.step += 1
+            tps = self.tokens_per_step / dt
+            self._log(
+                {
+                    "step": self.step,
+                    "train_loss": loss,
+                    "lr_mult": lr,
+                    "tokens_per_s": tps,
+                    "mfu": tps * fpt / peak if peak else None,
+                    **self._position(),
+                }
+            )
+            bar.advance(1, loss)
+            resumed = False
+            due = self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0
+            if due or (self.cfg.resumable and self.step % self.eval_every == 0):
+                self.save_checkpoint()
+        bar.close()
+        val_bpb = self.evaluate()
+        self._log({"step": self.step, "val_bpb": val_bpb, **self._position()})
+        self.save_checkpoint()
+        summary = self._summary(val_bpb, time.time() - t_start, peak, peak_source)
+        if self.rank == 0:
+            atomic_write_text(self.out / SUMMARY, json.dumps(summary, indent=2))
+        return summary
+
+    # ---- bookkeeping -------------------------------------------------------------------------
+    def _position(self) -> dict:
+        tokens = self.step * self.tokens_per_step
+        return {"tokens": tokens, "flops": float(tokens) * self.plan.flops_per_token}
+
+    def _log(self, record: dict) -> None:
+        if self.rank == 0:
+            with open(self.out / LOG, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def _trim_log(self) -> None:
+        """Drop log lines past the checkpoint we resumed from (they will be written again)."""
+        path = self.out / LOG
+        if not path.exists():
+            return
+        keep = [ln for ln in path.read_text().splitlines() if _step_of(ln) <= self.step]
+        if keep and "val_bpb" in keep[-1] and _step_of(keep[-1]) == self.step and self.step:
+            keep = keep[:-1]  # the eval at the resume step is redone
+        atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+
+    def _logged_eval(self) -> bool:
+        return False
+
+    def _write_config(self) -> None:
+        cfg = {
+            "train": asdict(self.cfg),
+            "preset": self.preset.to_dict(),
+            "model": self.model_cfg.to_dict(),
+            "plan": self.plan.to_dict(),
+            "world_size": self.world,
+        }
+        atomic_write_text(self.out / CONFIG, json.dumps(cfg, indent=2, default=str))
+
+    def _summary(self, val_bpb: float, wall_s: float, peak, peak_source: str) -> dict:
+        tokens = self.step * self.tokens_per_step
+        tps = tokens / self.train_s if self.train_s else None
+        counts = param_counts(self.model_cfg)
+        return {
+            "depth": self.cfg.depth,
+            "preset": self.preset.name,
+            "params": counts.to_dict(),
+            "convention": self.plan.convention,
+            "ratio": self.plan.ratio,
+            "steps": self.step,
+            "tokens": tokens,
+            "flops": float(tokens) * self.plan.flops_per_token,
+            "flops_per_token": self.plan.flops_per_token,
+            "val_bpb": val_bpb,
+            "wall_s": wall_s,
+            "train_s": self.train_s,
+            "tokens_per_s": tps,
+            "mfu": tps * self.plan.flops_per_token / peak if (peak and tps) else None,
+            "peak_flops": peak,
+            "peak_source": peak_source,
+            "device": self.device,
+            "world_size": self.world,
+            "loader": self.loader.stats(),
+        }
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return 1 << 62  # a torn last line: drop it
+
+
+class _Progress:
+    """A rich progress bar with ETA on rank 0; silent elsewhere."""
+
+    def __init__(self, total: int, enabled: bool, label: str):
+        self.bar = None
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"),
+                TimeRemainingColumn(),
+                transient=True,
+            )
+            self.task = self.bar.add_task(label, total=total, loss="-")
+            self.bar.start()
+
+    def advance(self, n: int, loss: float | None = None) -> None:
+        if self.bar:
+            self.bar.update(self.task, advance=n, loss=f"{loss:.3f}" if loss else "-")
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.stop()
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> dict:
+    """Train (or resume) one run and return its summary."""
+    return Trainer(cfg, progress).run()

@@ -1,0 +1,154 @@
+"""The trainer: it learns, it resumes bit for bit after SIGKILL, DDP equals grad accumulation,
+and a NaN stops it cleanly."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from miniseries.cli import main
+from miniseries.train import CHECKPOINT, LOG, SUMMARY, TrainConfig, TrainingDiverged, train
+
+TINY = {"vocab_size": 512, "seq_len": 64, "batch_tokens": 512, "device_batch_size": 4}
+
+
+def config(tiny_data, out, **kw) -> TrainConfig:
+    tokens, tok = tiny_data
+    base = dict(
+        depth=2,
+        out=str(out),
+        data=str(tokens),
+        tokenizer=str(tok),
+        steps=30,
+        evals=3,
+        overrides=dict(TINY, val_tokens=4096),
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def log_lines(out: Path) -> list[dict]:
+    return [json.loads(x) for x in (out / LOG).read_text().splitlines()]
+
+
+def test_short_run_learns_and_writes_everything(tiny_data, tmp_path):
+    summary = train(config(tiny_data, tmp_path / "r"), progress=False)
+    out = tmp_path / "r"
+    for name in ("config.json", LOG, CHECKPOINT, SUMMARY):
+        assert (out / name).exists(), name
+    lines = log_lines(out)
+    evals = [x["val_bpb"] for x in lines if "val_bpb" in x]
+    assert len(evals) == 4  # steps 0, 10, 20 and the final one
+    assert evals[-1] < evals[0] - 0.3  # it learned something real
+    steps = [x["step"] for x in lines if "train_loss" in x]
+    assert steps == list(range(1, 31))
+    assert (
+        summary["tokens"] == 30 * 512
+        and summary["flops"] == summary["tokens"] * summary["flops_per_token"]
+    )
+    state = torch.load(out / CHECKPOINT, weights_only=True)
+    assert state["step"] == 30
+
+
+def _train_argv(tiny_data, out, steps):
+    tokens, tok = tiny_data
+    return [
+        "train",
+        "--depth",
+        "2",
+        "--steps",
+        str(steps),
+        "--out",
+        str(out),
+        "--data",
+        str(tokens),
+        "--tokenizer",
+        str(tok),
+        "--vocab-size",
+        "512",
+        "--seq-len",
+        "64",
+        "--batch-tokens",
+        "512",
+        "--device-batch-size",
+        "4",
+        "--evals",
+        "6",
+        "--quiet",
+        "--val-tokens",
+        "4096",
+    ]
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tiny_data, tmp_path):
+    steps = 60
+    ref = tmp_path / "ref"
+    assert main(_train_argv(tiny_data, ref, steps)) == 0
+    out = tmp_path / "killed"
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "miniseries", *_train_argv(tiny_data, out, steps)], env=env
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill once a checkpoint exists and training went past it
+        if (out / CHECKPOINT).exists() and (out / LOG).exists():
+            done = [x for x in log_lines(out) if "train_loss" in x]
+            if done and done[-1]["step"] >= 25:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = torch.load(out / CHECKPOINT, weights_only=True)
+    assert 0 < state["step"] < steps  # really interrupted mid-way
+    assert main(_train_argv(tiny_data, out, steps)) == 0  # same command resumes
+    a = json.loads((ref / SUMMARY).read_text())
+    b = json.loads((out / SUMMARY).read_text())
+    assert b["val_bpb"] == a["val_bpb"]
+    la = [x for x in log_lines(ref) if "train_loss" in x]
+    lb = [x for x in log_lines(out) if "train_loss" in x]
+    assert [x["train_loss"] for x in lb] == [x["train_loss"] for x in la]
+    sa = torch.load(ref / CHECKPOINT, weights_only=True)["model"]
+    sb = torch.load(out / CHECKPOINT, weights_only=True)["model"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_two_rank_gloo_equals_double_accumulation(tiny_data, tmp_path):
+    """torchrun with 2 CPU processes (gloo) vs one process accumulating both ranks' rows."""
+    single = tmp_path / "single"
+    assert main(_train_argv(tiny_data, single, 12)) == 0
+    ddp = tmp_path / "ddp"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--nproc_per_node=2", "--standalone", "-m", "miniseries"]
+    argv = _train_argv(tiny_data, ddp, 12)
+    res = subprocess.run(
+        cmd + argv,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    a = [x["train_loss"] for x in log_lines(single) if "train_loss" in x]
+    b = [x["train_loss"] for x in log_lines(ddp) if "train_loss" in x]
+    assert len(a) == len(b) == 12
+    for x, y in zip(a, b):
+        assert abs(x - y) <= 1e-5 * abs(x)
+    cfg = json.loads((ddp / "config.json").read_text())
+    assert cfg["world_size"] == 2
+
+
+def test_planted_nan_stops_cleanly(tiny_data, tmp_path, capsys):
+    out = tmp_path / "nan"
+    cfg = config(tiny_data, out, nan_at_step=15)
+    with pytest.raises(TrainingDiverged, match="step 15"):
+        train(cfg, progress=False)
+    state = torch.load(out / CHECKPOINT, weights_only=True)
+    assert state["step"] == 10  # the last good checkpoint survives
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    assert not (out / SUMMARY).exists()
