@@ -1,0 +1,190 @@
+"""`miniseries fit`: scaling laws from a CSV of finished runs (no torch, no GPU)."""
+
+import argparse
+import json
+import math
+
+from miniseries.cli.common import float_list
+
+HELP = """\
+Fits both routes to the compute-optimal allocation on the runs in a CSV:
+  isoFLOP     per budget a parabola of loss vs log N (vertex N*, D*, L*), then
+              N* = k C^a, D* = k' C^b across budgets and the tokens:params ratio D*/N*
+  parametric  L(N, D) = E + A/N^alpha + B/D^beta (Huber on log loss, Chinchilla/Epoch style)
+with bootstrap 90% intervals, and checks that the isoFLOP profiles are nested (no crossings).
+
+CSV columns: params, loss, tokens or flops (the other is 6*N*D), optional budget, depth, name.
+params_<convention> (e.g. params_kaplan) is used instead of params when present. Without a
+budget column, runs are grouped by FLOPs rounded to 2 significant figures.
+
+  miniseries fit runs.csv --convention total --plots figs/
+  miniseries fit chinchilla.csv --drop-worst 5 --json"""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "fit",
+        help="fit scaling laws (isoFLOP + parametric) to a CSV of runs",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("runs", help="CSV of runs (see above)")
+    p.add_argument(
+        "--convention", default="total", help="which params the CSV counts: total|kaplan|matrices"
+    )
+    p.add_argument(
+        "--drop-worst", type=int, default=0, metavar="K", help="drop the K highest-loss runs"
+    )
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="B", help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--predict", type=float_list, metavar="C[,C...]", help="budgets to predict at")
+    p.add_argument("--plots", metavar="DIR", help="write isoflop.png and optima.png here")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from miniseries.config import check_convention
+    from miniseries.crossing import check
+    from miniseries.errors import UserError
+    from miniseries.laws import drop_worst, fit_laws, runs_from_csv
+
+    check_convention(args.convention)
+    if args.bootstrap < 0:
+        raise UserError(f"--bootstrap must be >= 0 (0 skips intervals), got {args.bootstrap}")
+    runs = drop_worst(runs_from_csv(args.runs, args.convention), args.drop_worst)
+    laws = fit_laws(runs, args.convention, args.bootstrap, args.seed)
+    verdict = check(runs=runs)
+    predictions = [p for c in args.predict or [] for p in laws.predict(c)]
+    plots = _plots(laws, args.plots) if args.plots else []
+    if args.json:
+        out = laws.to_dict() | {
+            "dropped": args.drop_worst,
+            "crossing": verdict.to_dict(),
+            "predictions": [p.to_dict() for p in predictions],
+            "plots": [str(p) for p in plots],
+        }
+        print(json.dumps(out, indent=2))
+        return 0
+    _print(laws, verdict, predictions, plots, args.drop_worst)
+    return 0
+
+
+def _plots(laws, folder) -> list:
+    from pathlib import Path
+
+    from miniseries.plots import plot_isoflop, plot_optima
+
+    folder = Path(folder)
+    out = []
+    if any(math.isfinite(v.coeffs[0]) for v in laws.isoflop.vertices):
+        out.append(plot_isoflop(laws.isoflop, folder / "isoflop.png"))
+    if laws.isoflop.n_law:
+        out.append(plot_optima(laws.isoflop, folder / "optima.png"))
+    return out
+
+
+def _iv(interval, fmt="{:.3f}") -> str:
+    lo, hi = interval
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "-"
+    return f"[{fmt.format(lo)}, {fmt.format(hi)}]"
+
+
+MAX_ROWS = 20  # more budgets than this: show only those with a fitted parabola
+
+
+def _print(laws, verdict, predictions, plots, dropped) -> None:
+    from rich.table import Table
+
+    from miniseries.cli.common import console, fmt_count
+    from miniseries.laws import n_label
+
+    con = console()
+    nl = n_label(laws.convention)
+    con.print(
+        f"{laws.n_runs} runs ({dropped} highest-loss dropped); {nl}; intervals: bootstrap 90%"
+    )
+    iso = laws.isoflop
+    shown = [v for v in iso.vertices if len(iso.vertices) <= MAX_ROWS or v.n_points >= 3]
+    t = Table(title=f"isoFLOP vertices ({nl})")
+    for col in ("budget C", "runs", "N*", "D*", "D*/N*", "L*", "flags"):
+        t.add_column(col, justify="left" if col == "flags" else "right")
+    for v in shown:
+        ok = math.isfinite(v.n_opt)
+        t.add_row(
+            f"{v.budget:.3g}",
+            str(v.n_points),
+            fmt_count(v.n_opt) if ok else "-",
+            fmt_count(v.d_opt) if ok else "-",
+            f"{v.d_opt / v.n_opt:.3g}" if ok else "-",
+            f"{v.loss_opt:.4f}" if ok else "-",
+            "; ".join(v.flags) or "ok",
+        )
+    con.print(t)
+    if len(shown) < len(iso.vertices):
+        con.print(f"({len(iso.vertices) - len(shown)} budgets with fewer than 3 runs not shown)")
+    if iso.n_law:
+        t = Table(title=f"power laws across {iso.n_law.n_points} usable budgets ({nl})")
+        for col in ("law", "exponent", "90% interval", "coefficient"):
+            t.add_column(col, justify="right")
+        for name, law in (("N* = k C^a", iso.n_law), ("D* = k' C^b", iso.d_law)):
+            t.add_row(name, f"{law.exponent:.3f}", _iv(law.interval), f"{law.k:.3g}")
+        t.add_row(
+            "L* = k C^s",
+            f"{iso.loss_law.exponent:.4f}",
+            _iv(iso.loss_law.interval, "{:.4f}"),
+            f"{iso.loss_law.k:.3g}",
+        )
+        t.add_row(
+            "D*/N* trend C^(b-a)", f"{iso.ratio_trend:.3f}", _iv(iso.ratio_trend_interval), ""
+        )
+        t.add_row(
+            f"D*/N* at C={iso.ratio_budget:.2g}",
+            f"{iso.ratio:.3g}",
+            _iv(iso.ratio_interval, "{:.3g}"),
+            "",
+        )
+        con.print(t)
+    p = laws.parametric
+    if p:
+        t = Table(title=f"parametric L = E + A/N^alpha + B/D^beta ({nl}, {p.n_runs} runs)")
+        for col in ("parameter", "value", "90% interval"):
+            t.add_column(col, justify="right")
+        rows = [
+            ("E", p.E, "{:.4f}"),
+            ("A", p.A, "{:.4g}"),
+            ("B", p.B, "{:.4g}"),
+            ("alpha", p.alpha, "{:.4f}"),
+            ("beta", p.beta, "{:.4f}"),
+            ("a = beta/(alpha+beta)", p.a, "{:.3f}"),
+            ("b = alpha/(alpha+beta)", p.b, "{:.3f}"),
+        ]
+        for name, value, fmt in rows:
+            key = name.split(" ")[0]
+            t.add_row(name, fmt.format(value), _iv(p.intervals[key], fmt))
+        t.add_row(
+            f"D*/N* at C={p.ratio_budget:.2g}",
+            f"{p.ratio:.3g}",
+            _iv(p.intervals["ratio"], "{:.3g}"),
+        )
+        con.print(t)
+    for note in laws.notes:
+        con.print(f"note: {note}")
+    if predictions:
+        t = Table(title=f"predictions at new budgets ({nl})")
+        for col in ("budget C", "method", "N*", "D*", "loss", "loss 90%"):
+            t.add_column(col, justify="right")
+        for pr in predictions:
+            t.add_row(
+                f"{pr.budget:.3g}",
+                pr.method,
+                fmt_count(pr.n_opt),
+                fmt_count(pr.d_opt),
+                f"{pr.loss:.4f}",
+                _iv(pr.loss_interval, "{:.4f}"),
+            )
+        con.print(t)
+    con.print(verdict.summary())
+    for path in plots:
+        con.print(f"wrote {path}")

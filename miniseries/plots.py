@@ -1,0 +1,228 @@
+"""The figures of a study, as PNG files: isoFLOP parabolas, optima vs compute, training curves,
+the miniseries, and an LR sweep. Each function writes one PNG (atomically) and returns its path.
+
+matplotlib only, through its object API with the Agg canvas: no pyplot global state, no display
+needed, safe in threads and on headless machines.
+"""
+
+import io
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+from miniseries.crossing import Curve
+from miniseries.laws import ScalingFit, n_label
+from miniseries.paths import atomic_write_bytes
+
+DPI = 120
+
+
+def _figure(width=7.0, height=4.8):
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def _save(fig, path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def _budget_colors(budgets):
+    norm = LogNorm(min(budgets), max(budgets) * (1.0001 if len(set(budgets)) == 1 else 1))
+    cmap = colormaps["viridis"]
+    return norm, cmap, [cmap(norm(c)) for c in budgets]
+
+
+def plot_isoflop(fit: ScalingFit, path: str | os.PathLike) -> Path:
+    """Loss vs N per budget: the runs, the fitted parabola over the sampled sizes, the vertex
+    (star; a cross where the vertex is flagged and left out of the power laws)."""
+    fig, ax = _figure()
+    vs = fit.vertices
+    norm, cmap, colors = _budget_colors([v.budget for v in vs])
+    for v, color in zip(vs, colors):
+        n, loss = np.array(v.points).T
+        ax.scatter(n, loss, color=color, s=18, zorder=3)
+        if math.isfinite(v.coeffs[0]):
+            x = np.linspace(np.log10(n.min()), np.log10(n.max()), 100)
+            ax.plot(10**x, np.polyval(v.coeffs, x), color=color, lw=1.3)
+        if math.isfinite(v.n_opt) and n.min() <= v.n_opt <= n.max():
+            marker, size = ("*", 160) if v.usable else ("x", 60)
+            ax.scatter(
+                [v.n_opt],
+                [v.loss_opt],
+                marker=marker,
+                s=size,
+                color=color,
+                edgecolor="black",
+                linewidth=0.6,
+                zorder=4,
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel(n_label(fit.convention))
+    ax.set_ylabel("loss (nats/token)")
+    flagged = sum(not v.usable for v in vs)
+    note = f", {flagged} flagged (x)" if flagged else ""
+    ax.set_title(f"isoFLOP profiles: {len(vs)} budgets, vertex = star{note}")
+    ax.grid(True, which="both", alpha=0.25)
+    fig.colorbar(_mappable(norm, cmap), ax=ax, label="compute budget C (FLOPs)")
+    return _save(fig, path)
+
+
+def _mappable(norm, cmap):
+    from matplotlib.cm import ScalarMappable
+
+    return ScalarMappable(norm=norm, cmap=cmap)
+
+
+def plot_optima(fit: ScalingFit, path: str | os.PathLike) -> Path:
+    """N* and D* vs C: the usable vertices, the power laws, and their bootstrap 90% bands."""
+    if fit.n_law is None:
+        from miniseries.errors import UserError
+
+        raise UserError("no power law to plot: the isoFLOP fit needs 2 usable budgets")
+    fig, ax = _figure()
+    used = [v for v in fit.vertices if v.usable]
+    cs = np.array([v.budget for v in used])
+    grid = np.logspace(np.log10(cs.min()) - 0.15, np.log10(cs.max()) + 0.15, 60)
+    lg = np.log10(grid)
+    for key, law, values, color in (
+        ("n", fit.n_law, [v.n_opt for v in used], "tab:blue"),
+        ("d", fit.d_law, [v.d_opt for v in used], "tab:orange"),
+    ):
+        label = "N* " + n_label(fit.convention)[2:] if key == "n" else "D* (tokens)"
+        lo, hi = law.interval
+        ax.scatter(cs, values, color=color, zorder=3)
+        ax.plot(
+            grid,
+            law(grid),
+            color=color,
+            label=f"{label} = {law.k:.3g}·C^{law.exponent:.3f} (90%: {lo:.3f} to {hi:.3f})",
+        )
+        s = fit.samples
+        ok = np.isfinite(s[f"exp_{key}"])
+        if ok.sum() >= 10:
+            boot = s[f"logk_{key}"][ok, None] + s[f"exp_{key}"][ok, None] * lg
+            band = 10 ** np.percentile(boot, [5, 95], axis=0)
+            ax.fill_between(grid, band[0], band[1], color=color, alpha=0.2, lw=0)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("compute budget C (FLOPs)")
+    ax.set_ylabel("parameters / tokens at the optimum")
+    ax.set_title("compute-optimal N* and D* vs compute (bands: bootstrap 90%)")
+    ratio = f"D*/N* = {fit.ratio:.3g} at C = {fit.ratio_budget:.2g}"
+    lo, hi = fit.ratio_interval
+    ax.text(
+        0.98,
+        0.03,
+        f"{ratio}\n(90%: {lo:.3g} to {hi:.3g})",
+        transform=ax.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=8,
+    )
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
+    return _save(fig, path)
+
+
+def plot_curves(
+    curves: list[Curve], path: str | os.PathLike, ylabel: str = "validation loss (nats/token)"
+) -> Path:
+    """Every run's evaluation curve against cumulative training FLOPs (log-x)."""
+    fig, ax = _figure()
+    curves = sorted(curves, key=lambda c: c.total_flops)
+    cmap = colormaps["plasma"]
+    for i, c in enumerate(curves):
+        color = cmap(0.85 * i / max(1, len(curves) - 1))
+        ax.plot(c.flops, c.loss, color=color, lw=1.4, label=c.name)
+    ax.set_xscale("log")
+    ax.set_xlabel("training compute (FLOPs)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"training curves of {len(curves)} runs")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(loc="upper right", fontsize=8, ncol=1 + len(curves) // 12, framealpha=0.9)
+    return _save(fig, path)
+
+
+def plot_series(
+    curves: list[Curve], path: str | os.PathLike, ylabel: str = "final validation bpb"
+) -> Path:
+    """The miniseries: final bpb (left axis) and CORE where given (right axis) vs FLOPs."""
+    fig, ax = _figure()
+    curves = sorted(curves, key=lambda c: c.total_flops)
+    flops = [c.total_flops for c in curves]
+    ax.plot(flops, [c.final_loss for c in curves], "o-", color="tab:blue", label=ylabel)
+    for c in curves:
+        ax.annotate(
+            c.name,
+            (c.total_flops, c.final_loss),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=7,
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("training compute (FLOPs)")
+    ax.set_ylabel(ylabel, color="tab:blue")
+    handles = ax.get_lines()
+    with_core = [c for c in curves if c.core is not None]
+    if with_core:
+        ax2 = ax.twinx()
+        handles += ax2.plot(
+            [c.total_flops for c in with_core],
+            [c.core for c in with_core],
+            "s--",
+            color="tab:red",
+            label="CORE (higher is better)",
+        )
+        ax2.set_ylabel("CORE", color="tab:red")
+    ax.set_title(f"miniseries: {len(curves)} runs")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.9)
+    return _save(fig, path)
+
+
+def plot_lr_sweep(
+    results: dict[int, list[tuple[float, float]]],
+    optima: dict[int, float],
+    path: str | os.PathLike,
+) -> Path:
+    """Loss vs LR multiplier (log-x), one line per depth, fitted optimum marked (a dotted line)."""
+    fig, ax = _figure()
+    depths = sorted(results)
+    cmap = colormaps["viridis"]
+    for i, depth in enumerate(depths):
+        color = cmap(0.9 * i / max(1, len(depths) - 1))
+        lr, loss = np.array(sorted(results[depth])).T
+        ax.plot(lr, loss, "o-", color=color, ms=4, label=f"depth {depth}")
+        if depth in optima:
+            ax.axvline(optima[depth], color=color, ls=":", lw=1.2)
+            best = np.interp(np.log(optima[depth]), np.log(lr), loss)
+            ax.scatter(
+                [optima[depth]],
+                [best],
+                marker="*",
+                s=140,
+                color=color,
+                edgecolor="black",
+                linewidth=0.6,
+                zorder=4,
+            )
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("learning-rate multiplier (x preset LRs)")
+    ax.set_ylabel("validation loss (nats/token)")
+    ax.set_title("LR sweep: the optimum (star) should not move with depth")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(loc="best", fontsize=8, framealpha=0.9)
+    return _save(fig, path)
