@@ -114,7 +114,9 @@ class GPT(nn.Module):
         [B, T] with loss_reduction='none'; targets of -1 are ignored)."""
         T = idx.size(1)
         if T > self.cfg.seq_len:
-            raise ValueError(f"sequence of {T} tokens exceeds the model's seq_len {self.cfg.seq_len}")
+            raise ValueError(
+                f"sequence of {T} tokens exceeds the model's seq_len {self.cfg.seq_len}"
+            )
         cos, sin = self.cos[:, :T], self.sin[:, :T]
         x = rms_norm(self.wte(idx))
         for block in self.blocks:

@@ -27,7 +27,7 @@ def runs_dir(project: str | os.PathLike) -> Path:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temp file beside ``path``, fsync, then os.replace: readers never see half a file."""
+    """Temp file beside ``path``, fsync, then os.replace: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")

@@ -1,7 +1,7 @@
 """The one knob: from a compute budget (or a depth) to a concrete run.
 
 Three questions a user asks, one function each:
-  plan_for_flops(C, ...)      which depth is compute-optimal for budget C at tokens = ratio x params?
+  plan_for_flops(C, ...)      which depth is compute-optimal for C at tokens = ratio x params?
   plan_for_depth(d, ratio)    how many tokens / steps / FLOPs for depth d at that ratio?
   plan_isoflop(d, C)          how many tokens does depth d get on an isoFLOP profile of budget C?
 Token counts are whole optimizer steps of the preset's batch, so the FLOPs reported are exactly
@@ -120,7 +120,7 @@ def plan_for_flops(
     if not lo <= flops <= hi:
         raise UserError(
             f"budget {flops:.3g} FLOPs is outside what the {preset.name} family spans at ratio "
-            f"{ratio:g}: {lo:.3g} to {hi:.3g} FLOPs (depths 1 to {max_depth}); pick a budget in range"
+            f"{ratio:g}: {lo:.3g} to {hi:.3g} FLOPs (depths 1 to {max_depth}); pick one in range"
         )
     best = min(depths, key=lambda d: abs(math.log(costs[d - 1] / flops)))
     fpt = flops_per_token(model_config(best, preset))

@@ -15,6 +15,16 @@ from miniseries.errors import UserError
 # Subcommand modules, in the order --help lists them (the pipeline's order).
 COMMANDS = [
     "plan",
+    "data",
+    "tokenizer",
+    "train",
+    "sample",
+    "runs",
+    "export",
+    "fit",
+    "core",
+    "calibrate",
+    "extrapolate",
 ]
 
 

@@ -33,12 +33,16 @@ def int_range(text: str) -> list[int]:
             if "-" in part:
                 lo, hi = (int(x) for x in part.split("-", 1))
                 if hi < lo:
-                    raise argparse.ArgumentTypeError(f"range {part!r} runs backwards; write {hi}-{lo}")
+                    raise argparse.ArgumentTypeError(
+                        f"range {part!r} runs backwards; write {hi}-{lo}"
+                    )
                 out.extend(range(lo, hi + 1))
             else:
                 out.append(int(part))
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer range: {text!r} (e.g. 1-6 or 2,4,6)") from None
+            raise argparse.ArgumentTypeError(
+                f"not an integer range: {text!r} (e.g. 1-6 or 2,4,6)"
+            ) from None
     if not out:
         raise argparse.ArgumentTypeError(f"empty range: {text!r}")
     return out
@@ -58,6 +62,24 @@ def add_preset_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-tokens", type=int, help="tokens per optimizer step, all ranks")
     g.add_argument("--aspect-ratio", type=int, help="d_model = aspect_ratio x depth")
     g.add_argument("--head-dim", type=int, help="width of one attention head")
+    g.add_argument("--device-batch-size", type=int, help="rows per forward pass per process")
+    g.add_argument("--val-tokens", type=int, help="tokens in the fixed validation set")
+
+
+PRESET_FIELDS = (
+    "vocab_size",
+    "seq_len",
+    "batch_tokens",
+    "aspect_ratio",
+    "head_dim",
+    "device_batch_size",
+    "val_tokens",
+)
+
+
+def preset_overrides(args: argparse.Namespace) -> dict:
+    """The preset fields given on the command line (to store with a run's config)."""
+    return {k: getattr(args, k) for k in PRESET_FIELDS if getattr(args, k, None) is not None}
 
 
 def preset_from_args(args: argparse.Namespace):
@@ -70,12 +92,16 @@ def preset_from_args(args: argparse.Namespace):
         "batch_tokens": args.batch_tokens,
         "aspect_ratio": args.aspect_ratio,
         "head_dim": args.head_dim,
+        "device_batch_size": getattr(args, "device_batch_size", None),
+        "val_tokens": getattr(args, "val_tokens", None),
     }
     for name, value in overrides.items():
         if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     if args.vocab_size is not None and args.vocab_size < 256 + 1:
-        raise UserError(f"--vocab-size must be at least 257 (256 bytes + BOS), got {args.vocab_size}")
+        raise UserError(
+            f"--vocab-size must be at least 257 (256 bytes + BOS), got {args.vocab_size}"
+        )
     return preset.with_overrides(**overrides)
 
 
