@@ -25,6 +25,7 @@ COMMANDS = [
     "core",
     "calibrate",
     "extrapolate",
+    "report",
 ]
 
 
@@ -32,7 +33,7 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line naming the problem (and exit code 2)."""
 
     def error(self, message: str):  # noqa: D401 - argparse API
-        self.exit(2, f"miniseries {self.prog.split(' ', 1)[-1]}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

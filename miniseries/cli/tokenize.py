@@ -14,7 +14,7 @@ def add_tokenize(sub) -> None:
         "tokenize",
         help="tokenize a corpus into train/val token shards",
         description="Encode every corpus document (prefixed with <|bos|>) into memory-mappable "
-        "token shards; about 1%% of documents, picked by a hash of their text, become the "
+        "token shards; about 1% of documents, picked by a hash of their text, become the "
         "validation split. Running it again on the same corpus and tokenizer does nothing.",
     )
     p.add_argument("--corpus", type=Path, help="corpus folder (default: CACHE/corpus/offline)")

@@ -1,0 +1,587 @@
+"""The report of a project: PROJECT/report.md, a self-contained PROJECT/report.html, and the
+figures in PROJECT/report/*.png, all from the results store.
+
+Every section reads the store, fits what it can and says so; a section whose runs do not exist yet
+says which command makes them instead of failing. The headline is filled in by the sections as
+they go (the fitted exponents, the crossing verdict, the held-out check, the LR transfer), so the
+first screen of the report answers "did it work?". Rendering is in ``miniseries.report_html``.
+No torch here: a report can be made on a laptop from a store copied off a GPU box.
+"""
+
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from miniseries import report_html as rh
+from miniseries.config import CONVENTIONS, check_convention
+from miniseries.crossing import Curve, check
+from miniseries.errors import UserError
+from miniseries.laws import (
+    CONVENTION_NAMES,
+    Run,
+    fit_isoflop,
+    fit_parametric,
+    fit_vertex,
+    group_budgets,
+    n_label,
+)
+from miniseries.paths import atomic_write_text, store_path
+from miniseries.report_html import Section, fmt_iv
+
+# The command that makes each kind of run (said in place of a section that has no data yet).
+HINTS = {
+    "isoflop": "miniseries sweep --project {p} --budgets C1,C2,C3 --depths 1-8",
+    "series": "miniseries series --project {p}",
+    "lr_sweep": "miniseries lr-sweep --project {p}",
+    "core": "miniseries core --project {p}",
+    "one_knob": "miniseries demo --project {p}",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the store
+
+
+@dataclass
+class Study:
+    """Everything the report reads, taken from the store in one snapshot."""
+
+    project: Path
+    runs: list = field(default_factory=list)
+    curves: dict = field(default_factory=dict)  # run_id -> curve rows
+    core_tasks: dict = field(default_factory=dict)  # run_id -> core_tasks rows
+    predictions: list = field(default_factory=list)
+
+    def done(self, kind: str) -> list[dict]:
+        """Finished runs of a kind that have a validation bpb."""
+        return [
+            r
+            for r in self.runs
+            if r["kind"] == kind and r["status"] == "done" and r["val_bpb"] is not None
+        ]
+
+    def hint(self, kind: str) -> str:
+        return f"not run yet: `{HINTS[kind].format(p=self.project)}`"
+
+
+def load_study(project: str | os.PathLike) -> Study:
+    """The store's runs, curves, CORE tasks and predictions (an absent store reads as empty)."""
+    project = Path(project)
+    if not project.is_dir():
+        raise UserError(f"no project directory {project}; pass --project DIR (a sweep's folder)")
+    study = Study(project)
+    if not store_path(project).exists():
+        return study
+    from miniseries.store import open_store
+
+    with open_store(project, create=False) as store, store.snapshot():
+        study.runs = store.list_runs()
+        for r in study.runs:
+            study.curves[r["run_id"]] = store.curve(r["run_id"])
+            study.core_tasks[r["run_id"]] = store.core_tasks(r["run_id"])
+        study.predictions = store.predictions()
+    return study
+
+
+def runs_for_fit(rows: list[dict], convention: str = "total") -> list[Run]:
+    """Store rows -> laws.Run with params under ``convention`` and loss = val bpb."""
+    check_convention(convention)
+    out = []
+    for r in rows:
+        n = r.get(f"params_{convention}")
+        if not n or r.get("val_bpb") is None or not r.get("tokens"):
+            continue
+        flops = r.get("flops") or 6.0 * n * r["tokens"]
+        out.append(
+            Run(
+                float(n),
+                float(r["tokens"]),
+                float(flops),
+                float(r["val_bpb"]),
+                budget=r.get("budget"),
+                depth=r.get("depth"),
+                name=r.get("run_id"),
+            )
+        )
+    return out
+
+
+def default_convention(runs: list[dict]) -> str:
+    """The convention the runs' preset counts its ratio in, else 'total'."""
+    from miniseries.config import PRESETS
+
+    for r in runs:
+        preset = PRESETS.get(r.get("preset") or "")
+        if preset is not None:
+            return preset.convention
+    return "total"
+
+
+# ---------------------------------------------------------------------------------------------
+# Held-out prediction
+
+
+def held_out_prediction(
+    runs, budget: float, convention: str = "total", n_bootstrap: int = 1000, seed: int = 0
+) -> dict:
+    """Fit the isoFLOP laws on the budgets below ``budget`` and predict its optimum.
+
+    ``runs``: store rows (dicts) or laws.Run objects. The result is what the demo stores, before
+    training ``budget``, with ``add_prediction(run_id=f"budget:{budget:g}", ...)``; loss is in the
+    runs' units (val bpb).
+    """
+    runs = runs_for_fit(runs, convention) if runs and isinstance(runs[0], dict) else list(runs)
+    below = [r for r in runs if (r.budget if r.budget is not None else r.flops) < budget * 0.999]
+    fit = fit_isoflop(below, convention, n_bootstrap, seed)
+    if fit.n_law is None:
+        usable = sum(v.usable for v in fit.vertices)
+        raise UserError(
+            f"held-out prediction at C={budget:.3g} needs 2 usable budgets below it, have "
+            f"{usable}; sweep more (smaller) budgets first"
+        )
+    p = fit.predict(budget)
+    return {
+        "budget": float(budget),
+        "n_opt": p.n_opt,
+        "n_lo": p.n_interval[0],
+        "n_hi": p.n_interval[1],
+        "d_opt": p.d_opt,
+        "loss": p.loss,
+        "loss_lo": p.loss_interval[0],
+        "loss_hi": p.loss_interval[1],
+        "fit_budgets": [v.budget for v in fit.vertices if v.usable],
+        "convention": convention,
+        "method": "isoflop",
+    }
+
+
+def measured_optimum(runs: list[Run], budget: float, convention: str) -> dict | None:
+    """Parabola vertex over the runs at ``budget``: the measured loss and N* there."""
+    at = [r for r in runs if r.budget is not None and math.isclose(r.budget, budget, rel_tol=1e-3)]
+    if len(at) < 3:
+        return None
+    v = fit_vertex(at, budget, convention)
+    return {"loss": v.loss_opt, "n_opt": v.n_opt, "flags": v.flags, "n_runs": len(at)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+@dataclass
+class Context:
+    """What the sections share: the study, the options, where figures go, and the headline."""
+
+    study: Study
+    convention: str
+    n_bootstrap: int
+    hardware: object
+    figdir: Path
+    headline: dict = field(default_factory=dict)  # key in HEADLINE_ORDER -> one line
+    fits: dict = field(default_factory=dict)  # convention -> ScalingFit
+    iso_runs: list = field(default_factory=list)  # laws.Run under the chosen convention
+
+
+@dataclass
+class Report:
+    md_path: Path
+    html_path: Path
+    headline: list
+    sections: list
+
+
+def build_report(project, out=None, n_bootstrap=1000, convention=None, hardware=None):
+    """Write report.md, report.html and report/*.png; returns (md_path, html_path)."""
+    r = write_report(project, out, n_bootstrap, convention, hardware)
+    return r.md_path, r.html_path
+
+
+def write_report(project, out=None, n_bootstrap=1000, convention=None, hardware=None) -> Report:
+    """build_report, returning the headline lines and section titles as well (for the CLI)."""
+    if n_bootstrap < 0:
+        raise UserError(f"bootstrap resamples must be >= 0 (0 skips intervals), got {n_bootstrap}")
+    study = load_study(project)
+    conv = check_convention(convention) if convention else default_convention(study.runs)
+    have = conventions_available(study.done("isoflop"))
+    if have and conv not in have:
+        if convention:
+            raise UserError(
+                f"the isoFLOP runs have no params_{conv} counts; use --convention "
+                f"{' or '.join(have)}"
+            )
+        conv = have[0]
+    out = Path(out) if out is not None else study.project
+    ctx = Context(study, conv, n_bootstrap, hardware, out / "report")
+    ctx.iso_runs = runs_for_fit(study.done("isoflop"), conv)
+    sections = [
+        runs_section(ctx),
+        laws_section(ctx),
+        held_out_section(ctx),
+        crossing_section(ctx),
+        curves_section(ctx),
+        lr_section(ctx),
+        core_section(ctx),
+        calibration_section(ctx),
+        predictions_section(ctx),
+        rh.notes_section(conv),
+    ]
+    headline = [ctx.headline[k] for k in HEADLINE_ORDER if k in ctx.headline]
+    head = Section("headline", "Headline")
+    head.ul(headline or ["nothing trained yet: " + study.hint("isoflop")])
+    sections.insert(0, head)
+    n_done = sum(r["status"] == "done" for r in study.runs)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    intro = [
+        f"project `{study.project}` · {len(study.runs)} runs ({n_done} done) · params counted: "
+        f"**{n_label(conv)}** · intervals: bootstrap 90% ({n_bootstrap} resamples) · {stamp}"
+    ]
+    title = f"miniseries report: {study.project.resolve().name}"
+    md_path, html_path = out / "report.md", out / "report.html"
+    atomic_write_text(md_path, rh.to_markdown(title, intro, sections, out))
+    atomic_write_text(html_path, rh.to_html(title, intro, sections))
+    return Report(md_path, html_path, headline, [s.title for s in sections])
+
+
+HEADLINE_ORDER = ("laws", "crossing", "held_out", "lr", "core", "extrapolation")
+
+
+def budget_curves(ctx: Context) -> list[tuple[float, Curve]]:
+    """(budget, validation curve) of every finished isoFLOP run that has one."""
+    rows = [r for r in ctx.study.done("isoflop") if r.get("budget")]
+    pairs = ((float(r["budget"]), curve_of(ctx.study, r)) for r in rows)
+    return [(b, c) for b, c in pairs if c is not None]
+
+
+def curve_of(study: Study, row: dict) -> Curve | None:
+    """A run's val bpb vs FLOPs (its final point if no curve was recorded)."""
+    pts = [
+        (p["flops"], p["val_bpb"])
+        for p in study.curves.get(row["run_id"], [])
+        if p["flops"] and p["val_bpb"] is not None
+    ]
+    if not pts and row.get("flops") and row.get("val_bpb") is not None:
+        pts = [(row["flops"], row["val_bpb"])]
+    if not pts:
+        return None
+    f, y = zip(*sorted(pts))
+    name = f"d{row['depth']}" if row.get("depth") is not None else row["run_id"]
+    return Curve(name, tuple(f), tuple(y), row.get("core"))
+
+
+def conventions_available(rows: list[dict]) -> list[str]:
+    """Conventions every finished isoFLOP run has a parameter count for."""
+    return [c for c in CONVENTIONS if rows and all(r.get(f"params_{c}") for r in rows)]
+
+
+def parametric_or_none(ctx: Context):
+    """The parametric fit under the chosen convention, or (None, reason)."""
+    runs = ctx.iso_runs
+    if len(runs) < 6 or len(group_budgets(runs)) < 2:
+        return None, f"needs 6 runs over 2+ budgets, have {len(runs)}"
+    try:
+        return fit_parametric(runs, ctx.convention, ctx.n_bootstrap), None
+    except UserError as e:
+        return None, str(e)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections, in the order the report shows them
+
+
+def runs_section(ctx: Context) -> Section:
+    s = Section("runs", "Runs")
+    rows, conv = ctx.study.runs, ctx.convention
+    if not rows:
+        s.p(ctx.study.hint("isoflop"))
+        return s
+    s.p(
+        f"{len(rows)} runs. params: {n_label(conv)}; FLOPs: training compute; val bpb: bits per "
+        "byte on the fixed validation set; wall: seconds from start to finish."
+    )
+    order = {k: i for i, k in enumerate(("isoflop", "series", "lr_sweep", "one_knob", "single"))}
+    rows = sorted(rows, key=lambda r: (order.get(r["kind"], 9), r["budget"] or 0, r["depth"] or 0))
+    s.table(*rh.runs_table(rows, conv))
+    return s
+
+
+def laws_section(ctx: Context) -> Section:
+    s = Section("laws", "Scaling laws")
+    rows = ctx.study.done("isoflop")
+    if not rows:
+        s.p(ctx.study.hint("isoflop"))
+        return s
+    for c in conventions_available(rows):
+        ctx.fits[c] = fit_isoflop(runs_for_fit(rows, c), c, ctx.n_bootstrap)
+    fit, conv = ctx.fits[ctx.convention], ctx.convention
+    s.p(
+        f"isoFLOP vertices ({n_label(conv)}; loss = validation bpb): per budget, a parabola of "
+        "bpb against log10 N; its vertex is the compute-optimal size. Flagged vertices are left "
+        "out of the power laws."
+    )
+    s.table(*rh.vertex_table(fit))
+    s.p(
+        "N* = k·C^a and D* = k'·C^b across budgets, refitted under **each** parameter-count "
+        "convention (the exponents barely move; the ratio depends strongly on what is counted)."
+    )
+    s.table(*rh.laws_table(ctx.fits, conv))
+    if fit.n_law is not None:
+        ctx.headline["laws"] = (
+            f"**a = {fmt_iv(fit.n_law.exponent, *fit.n_law.interval)}**, "
+            f"**b = {fmt_iv(fit.d_law.exponent, *fit.d_law.interval)}**, tokens:params "
+            f"**{fmt_iv(fit.ratio, *fit.ratio_interval, spec='.3g')}** at C = "
+            f"{fit.ratio_budget:.2g} (N counts {CONVENTION_NAMES[conv]}; 90% intervals)"
+        )
+    else:
+        ctx.headline["laws"] = "scaling laws: fewer than 2 usable isoFLOP budgets (see flags)"
+    par, why = parametric_or_none(ctx)
+    if par is None:
+        s.p(f"Parametric fit L(N, D) = E + A/N^α + B/D^β: not fitted ({why}).")
+    else:
+        s.p(
+            f"Parametric fit L(N, D) = E + A/N^α + B/D^β on {par.n_runs} runs ({n_label(conv)}; "
+            "Huber on log-loss residuals, as Chinchilla/Epoch AI):"
+        )
+        s.table(*rh.parametric_table(par))
+    if any(math.isfinite(v.coeffs[0]) for v in fit.vertices):
+        from miniseries.plots import plot_isoflop, plot_optima
+
+        s.img(
+            plot_isoflop(fit, ctx.figdir / "isoflop.png"),
+            "isoFLOP profiles (y axis: validation bpb); star = vertex, cross = flagged vertex",
+        )
+        if fit.n_law is not None:
+            s.img(
+                plot_optima(fit, ctx.figdir / "optima.png"),
+                f"compute-optimal N* and D* vs budget ({n_label(conv)})",
+            )
+    return s
+
+
+def held_out_section(ctx: Context) -> Section:
+    s = Section("held-out", "Held-out prediction")
+    preds = [
+        p["predicted"]
+        for p in ctx.study.predictions
+        if p["run_id"].startswith("budget:") or {"budget", "fit_budgets"} <= set(p["predicted"])
+    ]
+    note = "stored before training it"
+    fit = ctx.fits.get(ctx.convention)
+    if not preds and fit is not None and sum(v.usable for v in fit.vertices) >= 3:
+        top = max(v.budget for v in fit.vertices if v.usable)
+        preds = [held_out_prediction(ctx.iso_runs, top, ctx.convention, ctx.n_bootstrap)]
+        note = "retrospective: fitted now on the smaller budgets, not before training"
+    if not preds:
+        s.p(
+            "No held-out budget: needs a prediction stored before training a budget, or 3 "
+            "usable isoFLOP budgets. " + ("" if fit else ctx.study.hint("isoflop"))
+        )
+        return s
+    s.p(
+        f"The laws fitted on the smaller budgets predict the largest one's optimum ({note}); "
+        "measured = parabola vertex over that budget's runs."
+    )
+    rows = []
+    for p in preds:
+        conv = p.get("convention", ctx.convention)
+        meas = measured_optimum(runs_for_fit(ctx.study.done("isoflop"), conv), p["budget"], conv)
+        row, line = rh.held_out_row(p, meas)
+        rows.append(row)
+        if line:
+            ctx.headline["held_out"] = line
+    s.table(rh.held_out_columns(ctx.convention), rows)
+    return s
+
+
+def crossing_section(ctx: Context) -> Section:
+    s = Section("crossing", "Crossing detector")
+    curves = [c for c in (curve_of(ctx.study, r) for r in ctx.study.done("series")) if c]
+    if not ctx.iso_runs and not curves:
+        s.p(ctx.study.hint("isoflop"))
+        return s
+    v = check(runs=ctx.iso_runs or None, curves=curves or None)
+    s.verdict(v.ok, v.summary())
+    ctx.headline["crossing"] = v.summary()
+    s.p(
+        "Checked: isoFLOP profiles nested (more compute, lower bpb at every shared size); the "
+        "miniseries' final bpb falls and CORE rises with compute; its training curves never "
+        "cross after a 20% burn-in. Tolerance 0.002 bpb (0.01 CORE)."
+    )
+    if not v.ok:
+        cols, rows = rh.violations_table(v.violations)
+        s.table(cols, rows)
+        if len(v.violations) > len(rows):
+            s.p(f"({len(v.violations) - len(rows)} smaller violations not shown)")
+    return s
+
+
+def curves_section(ctx: Context) -> Section:
+    s = Section("curves", "Training curves and the miniseries")
+    from miniseries.plots import plot_curves, plot_series
+
+    items = budget_curves(ctx)
+    if items:
+        s.img(
+            rh.plot_budget_curves(items, ctx.figdir / "isoflop_curves.png"),
+            "validation bpb of every isoFLOP run during training, coloured by budget",
+        )
+    curves = [c for c in (curve_of(ctx.study, r) for r in ctx.study.done("series")) if c]
+    if not curves:
+        s.p("miniseries " + ctx.study.hint("series"))
+        return s
+    s.img(
+        plot_curves(curves, ctx.figdir / "series_curves.png", ylabel="validation bpb"),
+        "miniseries training curves: they must be parallel and never cross",
+    )
+    s.img(
+        plot_series(curves, ctx.figdir / "series.png"),
+        "miniseries: final validation bpb (left) and CORE (right) vs training compute",
+    )
+    return s
+
+
+def lr_section(ctx: Context) -> Section:
+    from miniseries.plots import plot_lr_sweep
+    from miniseries.transfer import transfer_check
+
+    s = Section("lr", "LR sweep and transfer")
+    results: dict = {}
+    for r in ctx.study.done("lr_sweep"):
+        if r["lr_mult"] and r["depth"] is not None:
+            results.setdefault(int(r["depth"]), []).append((float(r["lr_mult"]), r["val_bpb"]))
+    if not results:
+        s.p(ctx.study.hint("lr_sweep"))
+        return s
+    v = transfer_check(results)
+    s.verdict(v.ok, v.summary())
+    ctx.headline["lr"] = v.summary()
+    s.p(
+        "Per depth, the optimum is the vertex of a parabola in log2(LR) through the best "
+        "multiplier and its neighbours. Penalty: the relative bpb a depth loses when trained at "
+        f"the common multiplier instead of its own (tolerance {v.tol:.1%})."
+    )
+    s.table(*rh.lr_table(v))
+    optima = {d: o["lr_mult"] for d, o in v.optima.items() if not o["flag"]}
+    s.img(
+        plot_lr_sweep(results, optima, ctx.figdir / "lr_sweep.png"),
+        "validation bpb vs LR multiplier per depth; star and dotted line = fitted optimum",
+    )
+    return s
+
+
+def core_section(ctx: Context) -> Section:
+    from miniseries.evaluate.bundle import CORE_TASKS
+
+    s = Section("core", "CORE per task")
+    runs = [r for r in ctx.study.done("series") if ctx.study.core_tasks.get(r["run_id"])]
+    if not runs:
+        s.p(ctx.study.hint("core" if ctx.study.done("series") else "series"))
+        return s
+    tasks = {r["run_id"]: {t["task"]: t for t in ctx.study.core_tasks[r["run_id"]]} for r in runs}
+    present = [t for t in CORE_TASKS if any(t.label in tasks[r["run_id"]] for r in runs)]
+    missing = [t.label for t in CORE_TASKS if t not in present]
+    label = "CORE" if not missing else f"CORE-{len(present)}"
+    if missing:
+        s.verdict(
+            None,
+            f"**{label}**, not CORE: {len(present)} of {len(CORE_TASKS)} tasks; missing "
+            f"{', '.join(missing)}. Its values are close to, not equal to, CORE.",
+        )
+    s.p("Each cell: accuracy / centered = (accuracy − baseline) / (1 − baseline).")
+    names = [f"d{r['depth']}" if r["depth"] is not None else r["run_id"] for r in runs]
+    cols, rows, means = rh.core_table(names, present, [tasks[r["run_id"]] for r in runs], label)
+    s.table(cols, rows)
+    ctx.headline["core"] = (
+        f"{label} of the largest miniseries run ({names[-1]}): {means[-1]:.4f}"
+        + (f" ({len(missing)} tasks missing)" if missing else "")
+    )
+    return s
+
+
+def _series_points(ctx: Context):
+    """flops, core (or None), bpb, core standard errors (or None) of the finished series."""
+    from miniseries.calibrate import core_standard_error
+    from miniseries.evaluate.bundle import CORE_TASKS
+
+    runs = sorted(ctx.study.done("series"), key=lambda r: r["flops"] or 0)
+    runs = [r for r in runs if r["flops"]]
+    flops = [r["flops"] for r in runs]
+    bpb = [r["val_bpb"] for r in runs]
+    core = [r["core"] for r in runs] if runs and all(r["core"] is not None for r in runs) else None
+    base = {t.label: t.random_baseline for t in CORE_TASKS}
+    se = []
+    for r in runs:
+        rows = [t for t in ctx.study.core_tasks.get(r["run_id"], []) if t["n_examples"]]
+        if not rows or any(t["task"] not in base for t in rows):
+            se = None
+            break
+        se.append(
+            core_standard_error(
+                [t["accuracy"] for t in rows],
+                [base[t["task"]] for t in rows],
+                [t["n_examples"] for t in rows],
+            )
+        )
+    return flops, core, bpb, (se if core is not None else None)
+
+
+def calibration_section(ctx: Context) -> Section:
+    from miniseries.calibrate import fit_series
+    from miniseries.extrapolate import ScalingLaws, extrapolation_table
+
+    s = Section("extrapolation", "Calibration and extrapolation")
+    flops, core, bpb, se = _series_points(ctx)
+    if len(flops) < 2:
+        s.p("Extrapolation needs a miniseries of 2+ runs: " + ctx.study.hint("series"))
+    else:
+        laws = None
+        fit = ctx.fits.get(ctx.convention)
+        if fit is not None and fit.n_law is not None:
+            smp = fit.samples
+            draws = tuple(zip(10 ** smp["logk_n"], smp["exp_n"], 10 ** smp["logk_d"], smp["exp_d"]))
+            draws = tuple(d for d in draws if all(map(math.isfinite, d)))
+            n_law, d_law = fit.n_law, fit.d_law
+            laws = ScalingLaws(
+                n_law.k, n_law.exponent, d_law.k, d_law.exponent, fit.convention, draws
+            )
+        try:
+            sf = fit_series(flops, core, bpb, se, n_boot=min(ctx.n_bootstrap, 500))
+            table = extrapolation_table(
+                sf.core_fit, sf.bpb_fit, laws, ctx.hardware, chance=sf.chance
+            )
+        except UserError as e:
+            s.p(f"No extrapolation: {e}")
+        else:
+            if sf.chance is not None and sf.chance.at_chance:
+                s.verdict(
+                    None,
+                    f"CORE is at chance across the series ({sf.chance.reason}): "
+                    "no CORE curve, so the table extrapolates bpb only.",
+                )
+            labels = {r["core_label"] for r in ctx.study.done("series")} - {None, "CORE"}
+            if table.mode == "core" and labels:
+                s.p(
+                    f"The series' CORE is {', '.join(sorted(labels))}, the targets are full "
+                    "CORE (GPT-2 measured, GPT-3 estimated): treat the costs as approximate."
+                )
+            s.p(f"**{table.title}**")
+            s.table(table.columns, table.display_rows())
+            s.ul(table.notes)
+            if table.sanity:
+                ctx.headline["extrapolation"] = table.sanity["verdict"]
+    rh.gpt3_blocks(s)
+    return s
+
+
+def predictions_section(ctx: Context) -> Section:
+    s = Section("predictions", "Predictions vs outcomes")
+    runs = {r["run_id"]: r for r in ctx.study.runs if r["kind"] == "one_knob"}
+    preds = [p for p in ctx.study.predictions if p["run_id"] in runs]
+    if not preds:
+        s.p("No one-knob runs with a prediction: " + ctx.study.hint("one_knob"))
+        return s
+    s.p("What was predicted before each one-knob run, against what it measured.")
+    rows = [row for p in preds for row in rh.prediction_rows(runs[p["run_id"]], p["predicted"])]
+    s.table(["run", "quantity", "predicted", "measured", "error %"], rows)
+    return s
