@@ -1,12 +1,14 @@
 """The model family and the presets: plain dataclasses, no torch.
 
 A family is controlled by one integer, the depth. Width follows from it
-(``d_model = aspect_ratio * depth``, rounded up to a whole number of heads), heads follow from
-the width (``d_model // head_dim``, at least one). A *preset* is just a set of defaults for
-everything else: vocabulary, sequence length, batch size, learning rates, precision.
+(``d_model = aspect_ratio * (depth + width_offset)``, rounded up to a whole number of heads), heads
+follow from the width (``d_model // head_dim``, at least one). nanochat's family is
+``64 * depth``; the cpu preset uses ``8 * (depth + 1)`` so that consecutive depths differ by ~1.6x
+in parameters instead of ~2-3x (docs/cpu-preset.md says why). A *preset* is just a set of
+defaults for everything else: vocabulary, sequence length, batch size, learning rates, precision.
 """
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 from miniseries.errors import UserError
 
@@ -45,7 +47,7 @@ class Preset:
     seq_len: int
     batch_tokens: int  # tokens per optimizer step, over all ranks; reached by grad accumulation
     device_batch_size: int  # rows per forward pass per rank
-    aspect_ratio: int  # d_model = aspect_ratio * depth
+    aspect_ratio: int  # d_model = aspect_ratio * (depth + width_offset)
     head_dim: int
     depths: tuple[int, ...]  # the family's sensible range, used by sweeps and error messages
     ratio: float  # default tokens:params ratio (under `convention`)
@@ -69,7 +71,7 @@ class Preset:
     # What packing does with the tail of a cropped document: "drop" it (nanochat), or "requeue" it
     # as a new BOS-led piece. Short rows (the cpu preset) would otherwise drop ~70% of the corpus.
     remainder: str = "drop"
-    extra: dict = field(default_factory=dict)
+    width_offset: int = 0
 
     def model_config(self, depth: int) -> ModelConfig:
         return model_config(depth, self)
@@ -103,12 +105,13 @@ GPU = Preset(
 # How these numbers were chosen: docs/cpu-preset.md.
 CPU = Preset(
     name="cpu",
-    vocab_size=1024,
+    vocab_size=512,
     seq_len=128,
     batch_tokens=1024,
     device_batch_size=8,
-    aspect_ratio=32,
-    head_dim=32,
+    aspect_ratio=8,
+    width_offset=1,
+    head_dim=8,
     depths=tuple(range(1, 9)),
     ratio=8.0,
     convention="total",
@@ -149,7 +152,7 @@ def model_config(depth: int, preset: Preset) -> ModelConfig:
     """The family rule: width from depth, heads from width."""
     check_depth(depth)
     head_dim = preset.head_dim
-    width = preset.aspect_ratio * depth
+    width = preset.aspect_ratio * (depth + preset.width_offset)
     n_heads = max(1, -(-width // head_dim))
     d_model = n_heads * head_dim if width >= head_dim else width
     if d_model < head_dim:  # narrower than one head: a single head as wide as the model
