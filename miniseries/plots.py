@@ -43,7 +43,9 @@ def _budget_colors(budgets):
     return norm, cmap, [cmap(norm(c)) for c in budgets]
 
 
-def plot_isoflop(fit: ScalingFit, path: str | os.PathLike) -> Path:
+def plot_isoflop(
+    fit: ScalingFit, path: str | os.PathLike, ylabel: str = "loss (nats/token)"
+) -> Path:
     """Loss vs N per budget: the runs, the fitted parabola over the sampled sizes, the vertex
     (star; a cross where the vertex is flagged and left out of the power laws)."""
     fig, ax = _figure()
@@ -69,7 +71,7 @@ def plot_isoflop(fit: ScalingFit, path: str | os.PathLike) -> Path:
             )
     ax.set_xscale("log")
     ax.set_xlabel(n_label(fit.convention))
-    ax.set_ylabel("loss (nats/token)")
+    ax.set_ylabel(ylabel)
     flagged = sum(not v.usable for v in vs)
     note = f", {flagged} flagged (x)" if flagged else ""
     ax.set_title(f"isoFLOP profiles: {len(vs)} budgets, vertex = star{note}")
@@ -185,9 +187,10 @@ def plot_series(
             label="CORE (higher is better)",
         )
         ax2.set_ylabel("CORE", color="tab:red")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor tick labels collide on short ranges
     ax.set_title(f"miniseries: {len(curves)} runs")
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.9)
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8)
     return _save(fig, path)
 
 
@@ -195,6 +198,7 @@ def plot_lr_sweep(
     results: dict[int, list[tuple[float, float]]],
     optima: dict[int, float],
     path: str | os.PathLike,
+    ylabel: str = "validation loss (nats/token)",
 ) -> Path:
     """Loss vs LR multiplier (log-x), one line per depth, fitted optimum marked (a dotted line)."""
     fig, ax = _figure()
@@ -218,10 +222,12 @@ def plot_lr_sweep(
                 zorder=4,
             )
     ax.set_xscale("log")
+    grid = sorted({lr for pts in results.values() for lr, _ in pts})
+    ax.set_xticks(grid)  # label every multiplier that was tried
     ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("learning-rate multiplier (x preset LRs)")
-    ax.set_ylabel("validation loss (nats/token)")
+    ax.set_ylabel(ylabel)
     ax.set_title("LR sweep: the optimum (star) should not move with depth")
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(loc="best", fontsize=8, framealpha=0.9)

@@ -348,8 +348,8 @@ def laws_section(ctx: Context) -> Section:
         from miniseries.plots import plot_isoflop, plot_optima
 
         s.img(
-            plot_isoflop(fit, ctx.figdir / "isoflop.png"),
-            "isoFLOP profiles (y axis: validation bpb); star = vertex, cross = flagged vertex",
+            plot_isoflop(fit, ctx.figdir / "isoflop.png", ylabel="validation bits per byte"),
+            "isoFLOP profiles; star = vertex, cross = flagged vertex",
         )
         if fit.n_law is not None:
             s.img(
@@ -464,7 +464,9 @@ def lr_section(ctx: Context) -> Section:
     s.table(*rh.lr_table(v))
     optima = {d: o["lr_mult"] for d, o in v.optima.items() if not o["flag"]}
     s.img(
-        plot_lr_sweep(results, optima, ctx.figdir / "lr_sweep.png"),
+        plot_lr_sweep(
+            results, optima, ctx.figdir / "lr_sweep.png", ylabel="validation bits per byte"
+        ),
         "validation bpb vs LR multiplier per depth; star and dotted line = fitted optimum",
     )
     return s
