@@ -60,6 +60,7 @@ class OptimConfig:
     adam_betas: tuple[float, float] = (0.8, 0.95)
     weight_decay: float = 0.0
     lr_scale_width: int = 768
+    lr_width_exponent: float = -0.5  # AdamW lrs x (d_model / lr_scale_width) ** this
     muon_momentum: tuple[float, float, int] = (0.85, 0.95, 300)  # start, end, ramp steps
     lr_mult: float = 1.0
     matrix_lr_mult: float = 1.0
@@ -310,12 +311,13 @@ def param_groups(model: torch.nn.Module) -> dict[str, list[torch.nn.Parameter]]:
 def build_optimizers(model: torch.nn.Module, cfg: OptimConfig) -> list[torch.optim.Optimizer]:
     """[AdamW(embedding, unembedding), Muon(block matrices)] or, for 'adamw', one AdamW for all.
 
-    AdamW lrs are ``lr * (d_model / lr_scale_width) ** -0.5``; every lr is multiplied by
+    AdamW lrs are ``lr * (d_model / lr_scale_width) ** lr_width_exponent`` (-0.5: nanochat's
+    rule; anything else is for demonstrating a mis-scaled family); every lr is multiplied by
     ``lr_mult`` and by ``matrix_lr_mult`` or ``adam_lr_mult``. Each group stores ``initial_lr``.
     """
     check_config(cfg)
     groups = param_groups(model)
-    width_scale = (model.cfg.d_model / cfg.lr_scale_width) ** -0.5
+    width_scale = (model.cfg.d_model / cfg.lr_scale_width) ** cfg.lr_width_exponent
     adam_lr = cfg.lr_mult * cfg.adam_lr_mult * width_scale
     matrix_lr = cfg.lr_mult * cfg.matrix_lr_mult * cfg.resolved_matrix_lr
     adam_groups = [

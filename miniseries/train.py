@@ -50,7 +50,7 @@ class TrainConfig:
     lr_mult: float = 1.0  # multiplies every learning rate (LR sweeps)
     matrix_lr_mult: float = 1.0
     adam_lr_mult: float = 1.0
-    scale_adam_lr_with_width: bool = True  # off only to demonstrate a mis-scaled family
+    lr_width_exponent: float = -0.5  # AdamW lrs x (d_model/768)^this; other values: a planted bug
     eval_every: int = 0  # 0: about `evals` times per run
     evals: int = 10
     checkpoint_every: int = 0  # 0: only at the end (and at each eval when resumable)
@@ -144,9 +144,8 @@ class Trainer:
             lr_mult=cfg.lr_mult,
             matrix_lr_mult=cfg.matrix_lr_mult,
             adam_lr_mult=cfg.adam_lr_mult,
+            lr_width_exponent=cfg.lr_width_exponent,
         )
-        if not cfg.scale_adam_lr_with_width:
-            ocfg.lr_scale_width = self.model_cfg.d_model  # (d/d)^-0.5 = 1: no scaling
         self.ocfg = ocfg
         self.optimizers = build_optimizers(self.model, ocfg)
         self.rows, self.accum = grad_accum_steps(preset, self.world)

@@ -196,8 +196,8 @@ def test_every_parameter_in_exactly_one_group(optimizer):
 
 
 def test_learning_rates_scale_with_width_and_multipliers():
-    model = tiny_gpt(depth=2)  # d_model 64
-    scale = (64 / 768) ** -0.5
+    model = tiny_gpt(depth=2)
+    scale = (model.cfg.d_model / 768) ** -0.5
     cfg = OptimConfig.from_preset(CPU, lr_mult=2.0, adam_lr_mult=0.5, matrix_lr_mult=3.0)
     adamw, muon = build_optimizers(model, cfg)
     lrs = {g["name"]: g["lr"] for g in adamw.param_groups}
@@ -213,6 +213,9 @@ def test_learning_rates_scale_with_width_and_multipliers():
     assert {g["name"]: g["lr"] for g in adam_only.param_groups}["matrix"] == pytest.approx(
         1e-3 * scale
     )
+    planted = OptimConfig.from_preset(CPU, lr_width_exponent=0.0)  # a mis-scaled family
+    lrs = {g["name"]: g["lr"] for g in build_optimizers(model, planted)[0].param_groups}
+    assert lrs["embedding"] == pytest.approx(0.3)
 
 
 def test_config_rejects_bad_settings():

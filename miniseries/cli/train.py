@@ -39,6 +39,13 @@ def add_parser(sub) -> None:
     p.add_argument("--lr-mult", type=positive_float, default=1.0, help="scale every LR")
     p.add_argument("--matrix-lr-mult", type=positive_float, default=1.0, help="scale Muon LR")
     p.add_argument("--adam-lr-mult", type=positive_float, default=1.0, help="scale AdamW LRs")
+    p.add_argument(
+        "--lr-width-exponent",
+        type=float,
+        default=-0.5,
+        help="AdamW LRs scale as (d_model/768)^this (-0.5, nanochat's rule; change only to "
+        "see what a mis-scaled family does)",
+    )
     p.add_argument("--evals", type=int, default=10, help="validation evaluations per run")
     p.add_argument("--checkpoint-every", type=int, default=0, help="steps (0: at each eval)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -72,6 +79,7 @@ def config_from_args(args):
         lr_mult=args.lr_mult,
         matrix_lr_mult=args.matrix_lr_mult,
         adam_lr_mult=args.adam_lr_mult,
+        lr_width_exponent=args.lr_width_exponent,
         evals=args.evals,
         checkpoint_every=args.checkpoint_every,
         compile=args.compile,
