@@ -18,6 +18,10 @@ COMMANDS = [
     "data",
     "tokenizer",
     "train",
+    "sweep",
+    "series",
+    "run",
+    "lr-sweep",
     "sample",
     "runs",
     "export",
@@ -45,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name in COMMANDS:
-        importlib.import_module(f"miniseries.cli.{name}").add_parser(sub)
+        importlib.import_module(f"miniseries.cli.{name.replace('-', '_')}").add_parser(sub)
     return parser
 
 

@@ -60,10 +60,12 @@ def add_preset_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vocab-size", type=int, help="tokenizer vocabulary (preset default)")
     g.add_argument("--seq-len", type=int, help="tokens per row")
     g.add_argument("--batch-tokens", type=int, help="tokens per optimizer step, all ranks")
-    g.add_argument("--aspect-ratio", type=int, help="d_model = aspect_ratio x depth")
+    g.add_argument("--aspect-ratio", type=int, help="d_model = aspect_ratio x (depth + offset)")
+    g.add_argument("--width-offset", type=int, help="the offset in the width rule above")
     g.add_argument("--head-dim", type=int, help="width of one attention head")
     g.add_argument("--device-batch-size", type=int, help="rows per forward pass per process")
     g.add_argument("--val-tokens", type=int, help="tokens in the fixed validation set")
+    g.add_argument("--threads", type=int, help="torch threads per process on CPU")
 
 
 PRESET_FIELDS = (
@@ -72,8 +74,10 @@ PRESET_FIELDS = (
     "batch_tokens",
     "aspect_ratio",
     "head_dim",
+    "width_offset",
     "device_batch_size",
     "val_tokens",
+    "threads",
 )
 
 
@@ -86,17 +90,9 @@ def preset_from_args(args: argparse.Namespace):
     from miniseries.config import get_preset
 
     preset = get_preset(args.preset)
-    overrides = {
-        "vocab_size": args.vocab_size,
-        "seq_len": args.seq_len,
-        "batch_tokens": args.batch_tokens,
-        "aspect_ratio": args.aspect_ratio,
-        "head_dim": args.head_dim,
-        "device_batch_size": getattr(args, "device_batch_size", None),
-        "val_tokens": getattr(args, "val_tokens", None),
-    }
+    overrides = preset_overrides(args)
     for name, value in overrides.items():
-        if value is not None and value < 1:
+        if value < (0 if name == "width_offset" else 1):
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     if args.vocab_size is not None and args.vocab_size < 256 + 1:
         raise UserError(

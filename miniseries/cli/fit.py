@@ -1,4 +1,6 @@
-"""`miniseries fit`: scaling laws from a CSV of finished runs (no torch, no GPU)."""
+"""`miniseries fit`: scaling laws from a CSV of finished runs, or from a project's isoFLOP runs
+(no torch, no GPU). With --project the fit is saved in the store, where `series` and `run` find it.
+"""
 
 import argparse
 import json
@@ -17,8 +19,14 @@ CSV columns: params, loss, tokens or flops (the other is 6*N*D), optional budget
 params_<convention> (e.g. params_kaplan) is used instead of params when present. Without a
 budget column, runs are grouped by FLOPs rounded to 2 significant figures.
 
+With --project DIR instead of a CSV: the store's finished isoFLOP runs (loss = val bpb), and the
+fit is saved into the store (kind 'isoflop_laws'), where `series` and `run` find it.
+
   miniseries fit runs.csv --convention total --plots figs/
-  miniseries fit chinchilla.csv --drop-worst 5 --json"""
+  miniseries fit chinchilla.csv --drop-worst 5 --json
+  miniseries fit --project . --predict 1e14"""
+
+FIT_KIND = "isoflop_laws"
 
 
 def add_parser(sub) -> None:
@@ -28,7 +36,8 @@ def add_parser(sub) -> None:
         description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("runs", help="CSV of runs (see above)")
+    p.add_argument("runs", nargs="?", help="CSV of runs (see above)")
+    p.add_argument("--project", metavar="DIR", help="fit the isoFLOP runs of this project's store")
     p.add_argument(
         "--convention", default="total", help="which params the CSV counts: total|kaplan|matrices"
     )
@@ -52,8 +61,21 @@ def run(args) -> int:
     check_convention(args.convention)
     if args.bootstrap < 0:
         raise UserError(f"--bootstrap must be >= 0 (0 skips intervals), got {args.bootstrap}")
-    runs = drop_worst(runs_from_csv(args.runs, args.convention), args.drop_worst)
-    laws = fit_laws(runs, args.convention, args.bootstrap, args.seed)
+    if bool(args.runs) == bool(args.project):
+        raise UserError("give either a CSV of runs or --project DIR (not both)")
+    if args.project:
+        from miniseries.store import open_store
+
+        with open_store(args.project, create=False) as store:
+            runs = drop_worst(runs_from_store(store, args.convention), args.drop_worst)
+            laws = fit_laws(runs, args.convention, args.bootstrap, args.seed)
+            record = fit_record(laws, runs, args.bootstrap, args.seed)
+            fit_id = store.add_fit(FIT_KIND, args.convention, record)
+        if not args.json:
+            print(f"saved fit #{fit_id} ({FIT_KIND}) in {store.path}")
+    else:
+        runs = drop_worst(runs_from_csv(args.runs, args.convention), args.drop_worst)
+        laws = fit_laws(runs, args.convention, args.bootstrap, args.seed)
     verdict = check(runs=runs)
     predictions = [p for c in args.predict or [] for p in laws.predict(c)]
     plots = _plots(laws, args.plots) if args.plots else []
@@ -68,6 +90,64 @@ def run(args) -> int:
         return 0
     _print(laws, verdict, predictions, plots, args.drop_worst)
     return 0
+
+
+def runs_from_store(store, convention: str = "total") -> list:
+    """The store's finished isoFLOP runs as laws.Run (params by convention, loss = val bpb)."""
+    from miniseries.errors import UserError
+    from miniseries.laws import Run
+
+    rows = [r for r in store.list_runs(kind="isoflop", status="done") if r["val_bpb"] is not None]
+    if not rows:
+        raise UserError(f"no finished isoFLOP runs in {store.path}; run `miniseries sweep` first")
+    return [
+        Run(
+            params=float(r[f"params_{convention}"]),
+            tokens=float(r["tokens"]),
+            flops=float(r["flops"]),
+            loss=float(r["val_bpb"]),
+            budget=r["budget"],
+            depth=r["depth"],
+            name=r["run_id"],
+        )
+        for r in rows
+    ]
+
+
+def fit_record(laws, runs, n_bootstrap: int = 1000, seed: int = 0) -> dict:
+    """What the store keeps of a fit: its results, plus the runs and seed it came from, so that
+    predictions with intervals can be remade exactly (``predict_from_record``)."""
+    from dataclasses import asdict
+
+    return laws.to_dict() | {
+        "runs": [asdict(r) for r in runs],
+        "n_bootstrap": n_bootstrap,
+        "seed": seed,
+    }
+
+
+def predict_from_record(record: dict, budget: float):
+    """The isoFLOP prediction (N*, D*, loss, 90% intervals) of a stored fit at a new budget.
+
+    Refits the stored runs with the stored seed (the same fit, with its bootstrap samples); a
+    record without runs predicts from its power laws alone (intervals NaN)."""
+    from miniseries.errors import UserError
+    from miniseries.laws import Prediction, Run, fit_isoflop
+
+    conv = record["convention"]
+    if record.get("runs"):
+        runs = [Run(**r) for r in record["runs"]]
+        iso = fit_isoflop(runs, conv, record.get("n_bootstrap", 1000), record.get("seed", 0))
+        return iso.predict(budget)
+    iso = record.get("isoflop") or {}
+    if not iso.get("n_law"):
+        raise UserError("the stored isoFLOP fit has no power laws (fewer than 2 usable budgets)")
+    law = {k: iso[f"{k}_law"] for k in ("n", "d", "loss")}
+    value = {k: v["k"] * budget ** v["exponent"] for k, v in law.items()}
+    nan2 = (math.nan, math.nan)
+    return Prediction(
+        budget, value["n"], value["d"], value["loss"], nan2, nan2, nan2, "isoflop", conv
+    )
 
 
 def _plots(laws, folder) -> list:

@@ -1,0 +1,128 @@
+"""`miniseries run --flops C`: the one knob. Depth and tokens from the latest fitted law (or the
+preset's ratio), the prediction printed and stored before training, the outcome beside it."""
+
+import argparse
+import math
+
+from miniseries.cli.common import positive_float
+from miniseries.cli.sweep import add_exec_args, add_run_args
+
+HELP = """\
+Give a FLOPs budget; get the compute-optimal model for it. With an isoFLOP fit in the project's
+store (`miniseries fit --project`), the depth is the one whose params are nearest the fitted N*(C)
+and the prediction includes the expected val bpb with its 90% interval; without one, the depth
+comes from the preset's tokens:params ratio. The prediction is stored before training and printed
+beside the outcome after.
+
+  miniseries run --flops 3e13 --preset cpu
+  miniseries run --flops 1e19 --preset gpu --core"""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="the one knob: train the compute-optimal model for a FLOPs budget",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--flops", type=positive_float, required=True, metavar="C", help="budget")
+    add_run_args(p)
+    add_exec_args(p)
+    p.set_defaults(run=run)
+
+
+def plan_one_knob(flops: float, preset, fit: dict | None, convention: str | None = None):
+    """(plan, prediction dict, one-line explanation) for a budget, from a stored fit or not."""
+    from miniseries.accounting import param_counts
+    from miniseries.cli.fit import predict_from_record
+    from miniseries.config import MAX_DEPTH, model_config
+    from miniseries.laws import n_label
+    from miniseries.plan import plan_for_flops, plan_isoflop
+
+    unusable = fit is not None and not (fit["fit"].get("isoflop") or {}).get("n_law")
+    if fit is None or unusable:
+        plan = plan_for_flops(flops, preset, None, convention)
+        why = (
+            "no isoFLOP fit in the store"
+            if fit is None
+            else (f"isoFLOP fit #{fit['fit_id']} has no power laws (under 2 usable budgets)")
+        )
+        why += (
+            f": using the {preset.name} preset's ratio {preset.ratio:g} tokens per "
+            f"{n_label(plan.convention)}"
+        )
+        pred = {"method": "preset_ratio", "budget": flops, "ratio": preset.ratio}
+        return plan, pred | _plan_fields(plan), why
+    record = fit["fit"]
+    conv = record["convention"]
+    p = predict_from_record(record, flops)
+
+    def distance(d):
+        n = param_counts(model_config(d, preset)).by_convention(conv)
+        return abs(math.log(n / p.n_opt))
+
+    depth = min(range(1, MAX_DEPTH + 1), key=distance)
+    plan = plan_isoflop(depth, flops, preset, conv)
+    why = f"isoFLOP fit #{fit['fit_id']} ({fit['created_at']}): N*(C) = {p.n_opt:.3g}"
+    why += f" {n_label(conv)}"
+    pred = p.to_dict() | {"fit_id": fit["fit_id"]} | _plan_fields(plan)
+    return plan, pred, why
+
+
+def _plan_fields(plan) -> dict:
+    return {
+        "depth": plan.depth,
+        "params": plan.params(),
+        "convention": plan.convention,
+        "tokens": plan.tokens,
+        "steps": plan.steps,
+        "flops": plan.flops,
+    }
+
+
+def _interval(pred) -> str:
+    lo, hi = pred.get("loss_interval") or (None, None)
+    return f" [90%: {lo:.4f}, {hi:.4f}]" if lo is not None and hi is not None else ""
+
+
+def run(args) -> int:
+    from miniseries.cli.common import fmt_count, preset_from_args
+    from miniseries.cli.series import latest_fit
+    from miniseries.cli.sweep import execute_from_args, print_results, spec_kwargs
+    from miniseries.store import open_store
+    from miniseries.sweep import RunSpec, register_run
+
+    preset = preset_from_args(args)
+    fit = latest_fit(args.project, args.convention)
+    plan, pred, why = plan_one_knob(args.flops, preset, fit, args.convention)
+    print(why)
+    loss = f", expected val bpb {pred['loss']:.4f}{_interval(pred)}" if pred.get("loss") else ""
+    print(
+        f"prediction for C = {args.flops:.3g}: depth {plan.depth}, {fmt_count(plan.params())} "
+        f"params ({plan.convention}), {fmt_count(plan.tokens)} tokens ({plan.steps} steps, "
+        f"ratio {plan.ratio:.3g}){loss}"
+    )
+    if plan.steps < preset.min_steps:
+        print(f"note: only {plan.steps} steps (the preset's min_steps is {preset.min_steps})")
+    kw = spec_kwargs(args) | {"convention": plan.convention}
+    spec = RunSpec(plan.depth, plan.steps, kind="one_knob", budget=args.flops, **kw)
+    if args.dry_run:
+        return 0
+    with open_store(args.project) as store:
+        register_run(store, spec, args.project)  # the row, before the prediction that names it
+        store.add_prediction(spec.run_id, pred)
+    rows = execute_from_args(args, [spec])
+    code = print_results(rows)
+    row = rows[0]
+    if row["status"] == "done" and pred.get("loss"):
+        lo, hi = pred.get("loss_interval") or (None, None)
+        where = ""
+        if lo is not None and hi is not None:
+            where = "inside" if lo <= row["val_bpb"] <= hi else "outside"
+            where = f", {where} the 90% interval"
+        err = 100 * (row["val_bpb"] / pred["loss"] - 1)
+        print(
+            f"outcome: val bpb {row['val_bpb']:.4f} vs predicted {pred['loss']:.4f} "
+            f"({err:+.1f}%{where})"
+        )
+    return code

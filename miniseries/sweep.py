@@ -1,0 +1,715 @@
+"""Many runs at once: isoFLOP sweeps, the miniseries, the one-knob run.
+
+A run is described by a `RunSpec`; its identity is `store.run_id` of everything that determines its
+result (depth, steps, preset + overrides, seed, optimizer, LR multipliers, data), so asking for the
+same run twice - from a rerun, another study, or a second sweep started at the same time - finds
+the row that is already there instead of training again.
+
+`execute` trains specs as subprocesses of ``python -m miniseries train`` (one per CPU share, GPU,
+or group of GPUs under torchrun; or Slurm jobs through submitit). Robustness, in order of need:
+
+- a run is claimed with an exclusive, non-blocking ``flock`` on ``runs/<id>/.lock``; the training
+  process inherits the lock, so it is held until both the sweep and its trainer are gone, and a
+  second sweep skips (then waits for) a run someone else holds;
+- trainers die with the sweep (Linux ``PR_SET_PDEATHSIG``): kill -9 of the sweep leaves no orphan
+  writing a checkpoint, and the same command again resumes the run from its checkpoint;
+- a finished run's row and curve are written in one transaction, and a finished run is never
+  trained again; a failed one is recorded with the tail of its stderr and the sweep goes on.
+"""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from miniseries.cli.common import PRESET_FIELDS
+from miniseries.config import get_preset
+from miniseries.errors import UserError
+from miniseries.paths import atomic_write_text, runs_dir
+from miniseries.plan import Plan, plan_for_depth, plan_for_steps, plan_isoflop
+from miniseries.store import Store, now, open_store, run_id
+
+CURVE_POINTS = 200  # train-loss points kept per run (every val_bpb point is kept)
+ERROR_LINES = 15  # stderr lines kept in a failed run's `error`
+DEFAULT_CORE_CAP = 200  # --core without a number: examples per task
+POLL_S = 0.2
+NOT_IDENTITY = ("threads",)  # overrides that change speed, not the result
+
+
+class SweepFailed(UserError):
+    """A run failed and --fail-fast stopped the sweep."""
+
+
+# ---------------------------------------------------------------------------------------------
+# What to run
+
+
+@dataclass
+class RunSpec:
+    """One training run. ``steps`` is the horizon (sweeps resolve budgets and ratios to steps)."""
+
+    depth: int
+    steps: int
+    data: str
+    tokenizer: str
+    preset: str = "cpu"
+    overrides: dict = field(default_factory=dict)  # Preset fields: vocab_size, seq_len, ...
+    seed: int = 0
+    optimizer: str = "muon"
+    lr_mult: float = 1.0
+    matrix_lr_mult: float = 1.0
+    adam_lr_mult: float = 1.0
+    evals: int = 10
+    compile: bool = False
+    convention: str | None = None  # which params `ratio` counts (a label, not the result)
+    kind: str = "single"  # isoflop | series | one_knob | lr_sweep | single
+    study: str | None = None
+    budget: float | None = None  # the FLOPs budget it was planned for, if any
+
+    def __post_init__(self):
+        unknown = set(self.overrides) - set(PRESET_FIELDS)
+        if unknown:
+            raise UserError(
+                f"unknown preset override(s) {sorted(unknown)}; choose from {PRESET_FIELDS}"
+            )
+        self.data, self.tokenizer = (
+            str(Path(self.data).resolve()),
+            str(Path(self.tokenizer).resolve()),
+        )
+
+    def identity(self) -> dict:
+        """Everything that determines the result, and nothing else (not kind, study, workers)."""
+        d = asdict(self)
+        for k in ("convention", "kind", "study", "budget"):
+            d.pop(k)
+        d["overrides"] = {k: v for k, v in self.overrides.items() if k not in NOT_IDENTITY}
+        return d
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self.identity())
+
+    def plan(self) -> Plan:
+        preset = get_preset(self.preset).with_overrides(**self.overrides)
+        return plan_for_steps(self.depth, self.steps, preset, self.convention)
+
+    def argv(self, out: str | os.PathLike, threads: int | None = None) -> list[str]:
+        """``miniseries train`` arguments for this run (without the python / torchrun prefix)."""
+        args = ["train", "--depth", str(self.depth), "--steps", str(self.steps), "--out", str(out)]
+        args += ["--data", self.data, "--tokenizer", self.tokenizer, "--preset", self.preset]
+        args += ["--seed", str(self.seed), "--optimizer", self.optimizer]
+        args += ["--evals", str(self.evals)]
+        args += ["--lr-mult", repr(self.lr_mult), "--matrix-lr-mult", repr(self.matrix_lr_mult)]
+        args += ["--adam-lr-mult", repr(self.adam_lr_mult), "--quiet"]
+        if self.convention:
+            args += ["--convention", self.convention]
+        if self.compile:
+            args.append("--compile")
+        overrides = dict(self.overrides)
+        if threads and "threads" not in overrides:
+            overrides["threads"] = threads
+        for k, v in sorted(overrides.items()):
+            args += [f"--{k.replace('_', '-')}", str(v)]
+        return args
+
+    def label(self) -> str:
+        budget = f" @ {self.budget:.3g}" if self.budget else ""
+        return f"d{self.depth}{budget} ({self.steps} steps, {self.run_id})"
+
+
+def _preset(preset: str, overrides: dict | None):
+    return get_preset(preset).with_overrides(**(overrides or {}))
+
+
+def isoflop_specs(
+    budgets, depths, preset: str = "cpu", *, data: str, tokenizer: str, overrides=None,
+    min_steps: int | None = None, study: str | None = None, log=print, **kw,
+) -> list[RunSpec]:  # fmt: skip
+    """Each depth at each budget for exactly the whole steps the budget buys. Depths whose
+    horizon is under ``min_steps`` (default: the preset's) are skipped with a note."""
+    p = _preset(preset, overrides)
+    min_steps = p.min_steps if min_steps is None else min_steps
+    specs = []
+    for c in budgets:
+        skipped = []
+        for d in depths:
+            plan = plan_isoflop(d, c, p, kw.get("convention"))
+            if plan.steps < min_steps:
+                skipped.append(f"d{d} ({plan.steps})")
+                continue
+            specs.append(_spec(plan, "isoflop", c, preset, data, tokenizer, overrides, study, kw))
+        if skipped:
+            log(
+                f"note: budget {c:.3g}: skipping {', '.join(skipped)}: fewer than {min_steps} "
+                "steps (the preset's min_steps) is too short to mean anything"
+            )
+    return specs
+
+
+def series_specs(
+    depths, ratio: float | None, preset: str = "cpu", *, data: str, tokenizer: str,
+    overrides=None, study: str | None = None, **kw,
+) -> list[RunSpec]:  # fmt: skip
+    """Each depth trained to ratio x params tokens (params counted by ``convention``)."""
+    p = _preset(preset, overrides)
+    return [
+        _spec(
+            plan_for_depth(d, p, ratio, kw.get("convention")),
+            "series",
+            None,
+            preset,
+            data,
+            tokenizer,
+            overrides,
+            study,
+            kw,
+        )  # fmt: skip
+        for d in depths
+    ]
+
+
+def _spec(plan, kind, budget, preset, data, tokenizer, overrides, study, kw) -> RunSpec:
+    return RunSpec(
+        depth=plan.depth, steps=plan.steps, data=data, tokenizer=tokenizer, preset=preset,
+        overrides=dict(overrides or {}), kind=kind, study=study, budget=budget, **kw,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Store bookkeeping
+
+
+def _plan_columns(spec: RunSpec) -> dict:
+    plan = spec.plan()
+    return {
+        "kind": spec.kind, "study": spec.study, "budget": spec.budget, "depth": spec.depth,
+        "preset": spec.preset, "d_model": plan.d_model, "params_total": plan.params_total,
+        "params_kaplan": plan.params_kaplan, "params_matrices": plan.params_matrices,
+        "tokens": plan.tokens, "flops": plan.flops, "steps": plan.steps, "ratio": plan.ratio,
+        "lr_mult": spec.lr_mult,
+    }  # fmt: skip
+
+
+def register_run(store: Store, spec: RunSpec, project) -> dict:
+    """The run's row, inserted as 'pending' with its planned columns if it isn't there yet."""
+    rd = runs_dir(project) / spec.run_id
+    config = {"spec": spec.identity(), "argv": spec.argv(rd)}
+    cols = _plan_columns(spec) | {"run_dir": str(rd), "config_json": config}
+    return store.ensure_run(spec.run_id, **cols)[0]
+
+
+def read_log(run_dir: Path, total_steps: int) -> list[dict]:
+    """Curve rows from log.jsonl: every val_bpb point, train loss thinned to ~CURVE_POINTS."""
+    stride = max(1, math.ceil(total_steps / CURVE_POINTS))
+    rows: dict[int, dict] = {}
+    path = run_dir / "log.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        step = int(rec["step"])
+        pos = {"step": step, "tokens": rec.get("tokens"), "flops": rec.get("flops")}
+        if "val_bpb" in rec:
+            rows.setdefault(step, {}).update(pos, val_bpb=rec["val_bpb"])
+        elif "train_loss" in rec and (step % stride == 0 or step == total_steps):
+            rows.setdefault(step, {}).update(pos, train_loss=rec["train_loss"])
+    return [rows[s] for s in sorted(rows)]
+
+
+def record_done(store: Store, spec: RunSpec, run_dir: Path) -> None:
+    """A finished run's row and curve, in one transaction."""
+    s = json.loads((run_dir / "summary.json").read_text())
+    curve = read_log(run_dir, spec.steps)
+    cols = ("val_bpb", "wall_s", "train_s", "tokens_per_s", "mfu", "tokens", "flops", "steps")
+    with store.transaction():
+        store.update_run(spec.run_id, status="done", error=None, **{k: s.get(k) for k in cols})
+        store.add_curve(spec.run_id, curve)
+
+
+def _finished_summary(run_dir: Path, steps: int) -> bool:
+    path = run_dir / "summary.json"
+    try:
+        return json.loads(path.read_text()).get("steps") == steps
+    except (OSError, ValueError):
+        return False
+
+
+def _stderr_tail(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return "\n".join(lines[-ERROR_LINES:])[-2000:]
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+
+def _die_with_parent_fn():
+    """preexec_fn: the child gets SIGTERM when the sweep dies (Linux); elsewhere nothing."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before fork, not in the child
+    parent = os.getpid()
+
+    def preexec():
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the sweep died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+def _lock(run_dir: Path) -> int | None:
+    """Claim a run: an fd holding an exclusive flock on runs/<id>/.lock, or None if held."""
+    import fcntl
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+@dataclass
+class Slot:
+    """Where one run executes: CPU threads, and the GPUs it may see (None: CPU)."""
+
+    threads: int | None
+    gpus: list[int] | None = None
+
+    def env(self) -> dict:
+        """Variables to set for the run (on top of the environment where it runs)."""
+        env = {}
+        if self.gpus is not None:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.gpus))
+        if self.threads:
+            env["OMP_NUM_THREADS"] = str(self.threads)
+        return env
+
+
+def visible_gpus() -> list[int]:
+    text = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if text is not None:
+        return [int(x) for x in text.split(",") if x.strip().isdigit()]
+    try:
+        import torch
+
+        return list(range(torch.cuda.device_count()))
+    except ImportError:
+        return []
+
+
+def make_slots(workers: int, nproc: int = 1, threads: int | None = None) -> list[Slot]:
+    """N slots: GPUs split into groups of nproc, or the CPU cores split N ways."""
+    if workers < 1 or nproc < 1:
+        raise UserError(f"--workers and --nproc must be at least 1, got {workers} and {nproc}")
+    gpus = visible_gpus()
+    if gpus:
+        if workers * nproc > len(gpus):
+            raise UserError(
+                f"{workers} workers x {nproc} GPUs each needs {workers * nproc} GPUs, "
+                f"{len(gpus)} visible; lower --workers or --nproc"
+            )
+        return [Slot(threads, gpus[i * nproc : (i + 1) * nproc]) for i in range(workers)]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return [Slot(threads or max(1, (cores or 1) // workers)) for _ in range(workers)]
+
+
+class _Proc:
+    """A local subprocess (inheriting the run's lock) or a submitit job, polled the same way."""
+
+    def __init__(self, argv, slot: Slot, run_dir: Path, name: str, lock_fd: int, executor):
+        self.stderr_path = run_dir / f"{name}.stderr"
+        self.offset = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
+        out_path = run_dir / f"{name}.stdout"
+        self.job = self.popen = None
+        if executor is not None:
+            self.job = executor.submit(_job, argv, slot.env(), str(out_path), str(self.stderr_path))
+            return
+        with open(out_path, "ab") as out, open(self.stderr_path, "ab") as err:
+            self.popen = subprocess.Popen(
+                argv, stdout=out, stderr=err, env=os.environ | slot.env(), pass_fds=(lock_fd,),
+                preexec_fn=_die_with_parent_fn(), stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+
+    def poll(self) -> int | None:
+        if self.popen is not None:
+            return self.popen.poll()
+        if not self.job.done():
+            return None
+        try:
+            return int(self.job.result())
+        except Exception as e:  # the job itself failed (cancelled, node died, ...)
+            with open(self.stderr_path, "a") as f:
+                f.write(f"submitit job {self.job.job_id} failed: {e}\n")
+            return 1
+
+    def stop(self) -> None:
+        if self.popen is not None:
+            self.popen.terminate()
+            self.popen.wait()
+        else:
+            self.job.cancel(check=False)
+
+    def error(self, rc: int) -> str:
+        tail = _stderr_tail(self.stderr_path, self.offset)
+        if rc < 0:
+            tail = f"killed by signal {-rc}\n{tail}".strip()
+        return tail or f"exit code {rc}"
+
+
+def _job(argv, env, stdout, stderr) -> int:
+    """What a Slurm (submitit) job runs: the same train command, on the node."""
+    with open(stdout, "ab") as out, open(stderr, "ab") as err:
+        return subprocess.run(argv, stdout=out, stderr=err, env=os.environ | env).returncode
+
+
+def _slurm_executor(project: Path, nproc: int, log):
+    try:
+        import submitit
+    except ImportError:
+        raise UserError(
+            "the slurm executor needs submitit: pip install 'miniseries[slurm]' (or submitit)"
+        ) from None
+    ex = submitit.AutoExecutor(folder=str(project / "slurm"))
+    if ex.cluster != "slurm":
+        log(f"note: no Slurm here; submitit runs each job on this machine ({ex.cluster})")
+    ex.update_parameters(timeout_min=24 * 60, gpus_per_node=nproc, tasks_per_node=1)
+    return ex
+
+
+# ---------------------------------------------------------------------------------------------
+# The executor
+
+
+def core_bundle_ready(bundle: str = "offline") -> Path:
+    """The CORE bundle folder, or a UserError telling how to build it (never builds it here)."""
+    if bundle != "offline":
+        if not Path(bundle).is_dir():
+            raise UserError(f"CORE bundle {bundle} not found; give a bundle folder or 'offline'")
+        return Path(bundle)
+    from miniseries.evaluate.offline_bundle import default_out
+
+    out = default_out()
+    if not (out / "sources.json").exists():
+        raise UserError(
+            f"no CORE bundle at {out}; run `miniseries core build-bundle` first (or drop --core)"
+        )
+    return out
+
+
+def execute(
+    specs: list[RunSpec],
+    project: str | os.PathLike,
+    workers: int = 1,
+    fail_fast: bool = False,
+    progress: bool = True,
+    core: int | None = None,
+    executor: str = "local",
+    *,
+    nproc: int = 1,
+    threads: int | None = None,
+    core_bundle: str = "offline",
+    log=print,
+) -> list[dict]:
+    """Train every spec not already done (resuming interrupted ones); returns their store rows.
+
+    Raises SweepFailed on the first failure with ``fail_fast``; otherwise failures are recorded
+    (status 'failed', error = the tail of stderr) and the rest go on.
+    """
+    if executor not in ("local", "slurm"):
+        raise UserError(f"unknown executor {executor!r}; choose local or slurm")
+    bundle = core_bundle_ready(core_bundle) if core else None
+    if executor == "slurm":  # Slurm places the jobs: no local GPU or thread split
+        slots = [Slot(threads) for _ in range(max(1, workers))]
+        backend = _slurm_executor(Path(project), nproc, log)
+    else:
+        slots, backend = make_slots(workers, nproc, threads), None
+    sweep = _Sweep(specs, Path(project), slots, log, fail_fast, core, bundle, backend, nproc)
+    return sweep.run(progress)
+
+
+class _Sweep:
+    def __init__(self, specs, project, slots, log, fail_fast, core, bundle, executor, nproc):
+        unique = {s.run_id: s for s in reversed(specs)}  # first spec of each identity wins
+        self.specs = [unique[i] for i in dict.fromkeys(s.run_id for s in specs)]
+        self.project, self.slots, self.log, self.fail_fast = project, slots, log, fail_fast
+        self.core, self.bundle, self.executor, self.nproc = core, bundle, executor, nproc
+        self.running: dict[str, tuple] = {}  # run_id -> (spec, slot, proc, lock fd, stage)
+        self.counts = {"trained": 0, "already": 0, "failed": 0}
+        self.train_s = 0.0
+        self.flops_done = 0.0
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self, progress: bool) -> list[dict]:
+        self.t0 = time.time()
+        self.store = open_store(self.project)
+        try:
+            with self.store.transaction():
+                for spec in self.specs:
+                    register_run(self.store, spec, self.project)
+            todo = [s for s in self.specs if self.store.get_run(s.run_id)["status"] != "done"]
+            self.total_flops = sum(spec.plan().flops for spec in todo)
+            self.bar = _Bar(len(self.specs), self.total_flops, progress)
+            try:
+                self._loop()
+            except BaseException:
+                self._stop_all()
+                raise
+            finally:
+                self.bar.close()
+            self._finish()
+            return [self.store.get_run(s.run_id) for s in self.specs]
+        finally:
+            self.store.close()
+
+    def _loop(self) -> None:
+        queue, waiting, noted = deque(self.specs), [], set()
+        while queue or waiting or self.running:
+            free = [s for s in self.slots if all(r[1] is not s for r in self.running.values())]
+            while free and queue:
+                spec = queue.popleft()
+                if not self._start(spec, free[0]):
+                    waiting.append(spec)
+                    if spec.run_id not in noted:
+                        noted.add(spec.run_id)
+                        self.bar.note(f"{spec.label()} is running elsewhere; will wait for it")
+                    continue
+                free = [s for s in self.slots if all(r[1] is not s for r in self.running.values())]
+            for spec, slot, proc, fd, stage in list(self.running.values()):
+                rc = proc.poll()
+                if rc is not None:
+                    self._finished(spec, slot, proc, fd, stage, rc)
+            if not queue and waiting:
+                queue.extend(waiting)
+                waiting.clear()
+            self.bar.update(self._flops_now(), self.counts)
+            time.sleep(POLL_S)
+
+    def _start(self, spec: RunSpec, slot: Slot) -> bool:
+        """Claim a run and launch its next stage; False if another process holds it."""
+        rd = runs_dir(self.project) / spec.run_id
+        fd = _lock(rd)
+        if fd is None:
+            return False
+        row = self.store.get_run(spec.run_id)
+        if row["status"] == "done" or _finished_summary(rd, spec.steps):
+            if row["status"] != "done":  # trained, but the sweep died before recording it
+                record_done(self.store, spec, rd)
+            if self.core and self.store.get_run(spec.run_id)["core"] is None:
+                return self._launch(spec, slot, fd, "core")
+            self._release(fd, spec, counted="already")
+            return True
+        return self._launch(spec, slot, fd, "train")
+
+    def _launch(self, spec: RunSpec, slot: Slot, fd: int, stage: str) -> bool:
+        rd = runs_dir(self.project) / spec.run_id
+        if stage == "train":
+            resumed = (rd / "checkpoint.pt").exists()
+            argv = self._train_cmd(spec, rd, slot)
+            _note_attempt(rd, resumed)
+            self.store.update_run(spec.run_id, status="running", error=None)
+            if resumed:
+                self.bar.note(f"resuming {spec.label()} from its checkpoint")
+        else:
+            argv = [sys.executable, "-m", "miniseries", "core", str(rd), "--json"]
+            argv += ["--bundle", str(self.bundle), "--max-per-task", str(self.core)]
+        proc = _Proc(argv, slot, rd, stage, fd, self.executor)
+        self.running[spec.run_id] = (spec, slot, proc, fd, stage)
+        return True
+
+    def _train_cmd(self, spec: RunSpec, rd: Path, slot: Slot) -> list[str]:
+        if self.nproc > 1:
+            prefix = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+            prefix += [f"--nproc_per_node={self.nproc}", "-m", "miniseries"]
+        else:
+            prefix = [sys.executable, "-m", "miniseries"]
+        return prefix + spec.argv(rd, slot.threads if slot.gpus is None else None)
+
+    def _finished(self, spec, slot, proc, fd, stage, rc: int) -> None:
+        del self.running[spec.run_id]
+        rd = runs_dir(self.project) / spec.run_id
+        if rc == 0 and stage == "train":
+            record_done(self.store, spec, rd)
+            s = json.loads((rd / "summary.json").read_text())
+            self.train_s += s.get("train_s") or 0.0
+            self.flops_done += s["flops"]
+            self.counts["trained"] += 1
+            self.bar.note(f"done {spec.label()}: val bpb {s['val_bpb']:.4f}")
+            if self.core:
+                self._launch(spec, slot, fd, "core")
+                return
+        elif rc == 0:
+            _record_core(self.store, spec.run_id, rd)
+        else:
+            error = proc.error(rc)
+            what = "CORE evaluation" if stage == "core" else "training"
+            if stage == "train":
+                self.store.update_run(spec.run_id, status="failed", error=error)
+            else:
+                self.store.update_run(spec.run_id, error=f"CORE: {error}")
+            self.counts["failed"] += 1
+            last = error.splitlines()[-1] if error else ""
+            self.bar.note(f"FAILED {what} of {spec.label()}: {last}")
+            if self.fail_fast:
+                self._release(fd, spec)
+                self._stop_all()
+                raise SweepFailed(
+                    f"{what} of {spec.label()} failed ({last}); stopped because of --fail-fast "
+                    f"(see {proc.stderr_path}); fix it and rerun the same command to resume"
+                )
+        self._release(fd, spec)
+
+    def _release(self, fd: int, spec: RunSpec, counted: str | None = None) -> None:
+        os.close(fd)
+        if counted:
+            self.counts[counted] += 1
+
+    def _stop_all(self) -> None:
+        """Stop running trainers (they keep their checkpoints: rerunning resumes them)."""
+        for spec, _, proc, fd, stage in list(self.running.values()):
+            proc.stop()
+            if stage == "train":
+                self.store.update_run(spec.run_id, status="pending")
+            os.close(fd)
+        self.running.clear()
+
+    def _flops_now(self) -> float:
+        """FLOPs finished this session plus the progress of running runs (last log line)."""
+        partial = 0.0
+        for spec, _, _, _, stage in self.running.values():
+            if stage == "train":
+                partial += _log_flops(runs_dir(self.project) / spec.run_id)
+        return self.flops_done + partial
+
+    def _finish(self) -> None:
+        wall = time.time() - self.t0
+        workers = len(self.slots)
+        overhead = 1 - self.train_s / (workers * wall) if self.counts["trained"] else None
+        stats = {
+            "finished_at": now(), "wall_s": wall, "workers": workers, "runs": len(self.specs),
+            "threads": self.slots[0].threads, "gpus": [s.gpus for s in self.slots],
+            **self.counts, "train_s": self.train_s, "overhead": overhead,
+            "run_ids": [s.run_id for s in self.specs],
+        }  # fmt: skip
+        self.stats = stats
+        name = f"{stats['finished_at'].replace(':', '')}-{os.getpid()}.json"
+        atomic_write_text(self.project / "sweeps" / name, json.dumps(stats, indent=2))
+        c = self.counts
+        text = (
+            f"sweep: {len(self.specs)} runs ({c['trained']} trained, {c['already']} already done,"
+            f" {c['failed']} failed) in {wall:.1f} s with {workers} worker(s)"
+        )
+        if overhead is not None:
+            text += f"; sum of train time {self.train_s:.1f} s, overhead {100 * overhead:.1f}%"
+        self.log(text)
+
+
+def _note_attempt(rd: Path, resumed: bool) -> None:
+    """runs/<id>/attempts.jsonl: one line per launch (written only under the run's lock)."""
+    path = rd / "attempts.jsonl"
+    old = path.read_text() if path.exists() else ""
+    log_step = 0
+    if (rd / "log.jsonl").exists():
+        lines = (rd / "log.jsonl").read_text().splitlines()
+        log_step = _step(lines[-1]) if lines else 0
+    rec = {"started_at": now(), "pid": os.getpid(), "resumed": resumed, "log_step": log_step}
+    atomic_write_text(path, old + json.dumps(rec) + "\n")
+
+
+def _step(line: str) -> int:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError):
+        return 0
+
+
+def _log_flops(rd: Path) -> float:
+    try:
+        with open(rd / "log.jsonl", "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 4096))
+            lines = f.read().decode("utf-8", errors="replace").splitlines()
+        for line in reversed(lines[1:] or lines):
+            try:
+                return float(json.loads(line).get("flops") or 0.0)
+            except ValueError:
+                continue
+    except OSError:
+        pass
+    return 0.0
+
+
+def _record_core(store: Store, rid: str, rd: Path) -> None:
+    res = json.loads((rd / "core.json").read_text())
+    rows = [
+        {"task": k, "accuracy": t["accuracy"], "centered": t["centered"], "n_examples": t["n"]}
+        for k, t in res["tasks"].items()
+    ]
+    with store.transaction():
+        store.add_core_tasks(rid, rows)
+        store.update_run(rid, core=res["core"], core_label=res["label"])
+
+
+class _Bar:
+    """One overall rich progress bar: runs done, FLOPs done, ETA from measured FLOPs/s."""
+
+    def __init__(self, runs: int, flops: float, enabled: bool):
+        self.p = None
+        self.t0, self.flops = time.time(), flops
+        if not enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.p = Progress(
+            TextColumn("[bold]runs"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            auto_refresh=False,  # no refresh thread: children are forked from one thread
+        )
+        self.task = self.p.add_task("runs", total=runs, info="")
+        self.p.start()
+
+    def update(self, flops_done: float, counts: dict) -> None:
+        if not self.p:
+            return
+        done = counts["trained"] + counts["already"] + counts["failed"]
+        rate = flops_done / max(1e-9, time.time() - self.t0)
+        left = max(0.0, self.flops - flops_done)
+        eta = f"ETA {_hms(left / rate)}" if rate > 0 else "ETA -"
+        info = f"FLOPs {flops_done:.3g}/{self.flops:.3g}  {eta}"
+        self.p.update(self.task, completed=done, info=info)
+        self.p.refresh()
+
+    def note(self, text: str) -> None:
+        if self.p:
+            self.p.console.print(text)
+        else:
+            print(text, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.p:
+            self.p.stop()
+
+
+def _hms(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"

@@ -1,0 +1,100 @@
+"""The one knob: `run --flops C` picks the depth the stored law predicts, says what it expects,
+trains, and records prediction vs outcome; without a law it says it uses the preset's ratio."""
+
+import argparse
+import math
+
+import pytest
+
+from miniseries.accounting import param_counts
+from miniseries.cli import fit as fit_cli
+from miniseries.cli import run as run_cli
+from miniseries.cli import series as series_cli
+from miniseries.config import get_preset
+from miniseries.laws import CHINCHILLA, fit_isoflop, fit_laws, synthetic_runs
+from miniseries.plan import plan_for_flops
+from miniseries.store import open_store
+
+TINY = ["--vocab-size", "512", "--seq-len", "64", "--batch-tokens", "512"]
+TINY += ["--device-batch-size", "4", "--val-tokens", "2048", "--evals", "2", "--threads", "1"]
+PRESET = get_preset("cpu").with_overrides(
+    vocab_size=512, seq_len=64, batch_tokens=512, device_batch_size=4
+)
+# Chinchilla's law with A x 4 puts N*(1e10) near 1.9e5 params: a few layers of the tiny family.
+LAW = dict(CHINCHILLA, A=4 * CHINCHILLA["A"])
+
+
+def cli(module, argv: list[str]) -> int:
+    sub = argparse.ArgumentParser().add_subparsers()
+    module.add_parser(sub)
+    name = module.add_parser.__module__.rsplit(".", 1)[-1]
+    args = sub.choices[name].parse_args(argv)
+    return args.run(args)
+
+
+def data_args(tiny_data, project) -> list[str]:
+    tokens, tok = tiny_data
+    return ["--data", str(tokens), "--tokenizer", str(tok), "--project", str(project), *TINY]
+
+
+@pytest.fixture
+def fitted_project(tmp_path):
+    runs = synthetic_runs([1e9, 1e10, 1e11], per_budget=7, law=LAW)
+    laws = fit_laws(runs, "total", n_bootstrap=100, seed=0)
+    with open_store(tmp_path / "p") as store:
+        store.add_fit(fit_cli.FIT_KIND, "total", fit_cli.fit_record(laws, runs, 100, 0))
+    return tmp_path / "p", runs
+
+
+def test_run_picks_the_predicted_depth_and_records_prediction_vs_outcome(
+    tiny_data, fitted_project, capsys
+):
+    project, runs = fitted_project
+    budget = 1e10
+    expected = fit_isoflop(runs, "total", 100, 0).predict(budget)
+
+    def distance(d):
+        return abs(math.log(param_counts(PRESET.model_config(d)).total / expected.n_opt))
+
+    depth = min(range(1, 20), key=distance)
+    assert depth > 1  # not the trivial smallest one
+    assert cli(run_cli, ["--flops", "1e10", "--quiet", *data_args(tiny_data, project)]) == 0
+    out = capsys.readouterr().out
+    assert "isoFLOP fit #1" in out and f"depth {depth}," in out
+    assert f"expected val bpb {expected.loss:.4f} [90%: " in out
+    assert "outcome: val bpb" in out
+    with open_store(project, create=False) as store:
+        [pred] = store.predictions()
+        row = store.get_run(pred["run_id"])
+    p = pred["predicted"]
+    assert p["depth"] == depth and p["method"] == "isoflop" and p["fit_id"] == 1
+    assert p["loss"] == pytest.approx(expected.loss) and p["n_opt"] == pytest.approx(expected.n_opt)
+    lo, hi = p["loss_interval"]
+    assert lo < p["loss"] < hi
+    assert row["kind"] == "one_knob" and row["status"] == "done" and row["depth"] == depth
+    assert row["budget"] == budget and row["val_bpb"] > 0
+    assert abs(row["flops"] - budget) <= 0.5 * row["flops"] / row["steps"]
+
+
+def test_run_without_a_fit_uses_the_preset_ratio(tiny_data, tmp_path, capsys):
+    argv = ["--flops", "1e11", "--dry-run", *data_args(tiny_data, tmp_path / "p")]
+    assert cli(run_cli, argv) == 0
+    out = capsys.readouterr().out
+    assert "no isoFLOP fit in the store: using the cpu preset's ratio 8 tokens per N (total" in out
+    assert f"depth {plan_for_flops(1e11, PRESET).depth}," in out
+    assert "expected val bpb" not in out
+
+
+def test_series_takes_its_ratio_from_the_fit(tiny_data, fitted_project, capsys):
+    project, runs = fitted_project
+    ratio = fit_isoflop(runs, "total", 100, 0).ratio
+    argv = ["--depths", "1-2", "--dry-run", *data_args(tiny_data, project)]
+    assert cli(series_cli, argv) == 0
+    out = capsys.readouterr().out
+    assert f"ratio {ratio:.3g} tokens per N (total params): D*/N* of isoFLOP fit #1" in out
+
+
+def test_series_without_a_fit_says_it_uses_the_preset(tiny_data, tmp_path, capsys):
+    argv = ["--depths", "1-2", "--dry-run", *data_args(tiny_data, tmp_path / "p")]
+    assert cli(series_cli, argv) == 0
+    assert "the cpu preset's default (no isoFLOP fit in the store)" in capsys.readouterr().out
