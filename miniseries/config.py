@@ -121,7 +121,7 @@ CPU = Preset(
     dtype="float32",
     threads=2,
     min_steps=100,
-    val_tokens=64 * 1024,
+    val_tokens=32 * 1024,
     remainder="requeue",
 )
 

@@ -269,6 +269,8 @@ class Trainer:
         if self.rank == 0:
             self._write_config()
             self._trim_log()
+            if resumed:
+                self._log({"step": self.step, "resumed_from": self.step})
         kind = self.device if self.device.startswith("cuda") else self.device.split(":")[0]
         peak, peak_source = peak_flops(kind, self.preset.threads or None)
         total = self.plan.steps
@@ -277,7 +279,8 @@ class Trainer:
         bar.advance(self.step)
         val_bpb = None
         while self.step < total:
-            if self.step % self.eval_every == 0 and not (resumed and self._logged_eval()):
+            # no eval at step 0: every model starts at ~ln(vocab), and evals cost real time
+            if self.step and self.step % self.eval_every == 0:
                 val_bpb = self.evaluate()
                 self._log({"step": self.step, "val_bpb": val_bpb, **self._position()})
             lr, _ = set_schedule(self.optimizers, self.step, total, self.ocfg)
@@ -300,7 +303,6 @@ class Trainer:
                 }
             )
             bar.advance(1, loss)
-            resumed = False
             due = self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0
             if due or (self.cfg.resumable and self.step % self.eval_every == 0):
                 self.save_checkpoint()
@@ -332,9 +334,6 @@ class Trainer:
         if keep and "val_bpb" in keep[-1] and _step_of(keep[-1]) == self.step and self.step:
             keep = keep[:-1]  # the eval at the resume step is redone
         atomic_write_text(path, "".join(ln + "\n" for ln in keep))
-
-    def _logged_eval(self) -> bool:
-        return False
 
     def _write_config(self) -> None:
         cfg = {
