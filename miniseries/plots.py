@@ -58,15 +58,15 @@ def plot_isoflop(
             x = np.linspace(np.log10(n.min()), np.log10(n.max()), 100)
             ax.plot(10**x, np.polyval(v.coeffs, x), color=color, lw=1.3)
         if math.isfinite(v.n_opt) and n.min() <= v.n_opt <= n.max():
-            marker, size = ("*", 160) if v.usable else ("x", 60)
+            marker, size, edge = ("*", 160, "black") if v.usable else ("x", 60, None)
             ax.scatter(
                 [v.n_opt],
                 [v.loss_opt],
                 marker=marker,
                 s=size,
                 color=color,
-                edgecolor="black",
-                linewidth=0.6,
+                edgecolors=edge,
+                linewidth=0.6 if edge else 1.5,
                 zorder=4,
             )
     ax.set_xscale("log")

@@ -30,6 +30,7 @@ COMMANDS = [
     "calibrate",
     "extrapolate",
     "report",
+    "demo",
 ]
 
 

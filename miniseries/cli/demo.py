@@ -1,0 +1,58 @@
+"""`miniseries demo`: the CPU miniseries end to end (what `make demo` runs)."""
+
+import argparse
+
+from miniseries.cli.common import float_list, int_range
+
+HELP = """\
+Build the offline data (once, cached), run an isoFLOP sweep, predict the held-out largest budget
+from the smaller ones before training it, refit, train the miniseries at the fitted
+tokens:params ratio, evaluate CORE-20, and write report.html + report.md into --project.
+Rerunning reuses every finished run (kill it any time and run it again)."""
+
+
+def add_parser(sub) -> None:
+    from miniseries.demo import DemoConfig
+
+    d = DemoConfig()
+    p = sub.add_parser(
+        "demo",
+        help="the CPU miniseries end to end: sweep, held-out prediction, series, report",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--project", default=d.project, help=f"output folder (default {d.project})")
+    p.add_argument("--workers", type=int, default=d.workers, help="runs at once (default 2)")
+    p.add_argument("--budgets", type=float_list, help="fitted budgets (default 3e11,4.5e11,7e11)")
+    p.add_argument("--heldout", type=float, help="held-out budget (default 1.05e12)")
+    p.add_argument("--depths", type=int_range, help="depths for the fitted budgets (1-6)")
+    p.add_argument("--heldout-depths", type=int_range, help="depths at the held-out budget (2-7)")
+    p.add_argument("--series-depths", type=int_range, help="miniseries depths (default 1-5)")
+    p.add_argument("--core", type=int, default=d.core_cap, help="CORE-20 examples per task")
+    p.add_argument("--no-core", action="store_true", help="skip CORE-20")
+    p.add_argument("--bootstrap", type=int, default=d.n_bootstrap, help="bootstrap resamples")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from miniseries.demo import DemoConfig, run_demo
+    from miniseries.errors import UserError
+
+    d = DemoConfig()
+    if args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
+    cfg = DemoConfig(
+        project=args.project,
+        workers=args.workers,
+        fit_budgets=tuple(args.budgets or d.fit_budgets),
+        heldout_budget=args.heldout or d.heldout_budget,
+        fit_depths=tuple(args.depths or d.fit_depths),
+        heldout_depths=tuple(args.heldout_depths or d.heldout_depths),
+        series_depths=tuple(args.series_depths or d.series_depths),
+        core_cap=None if args.no_core else args.core,
+        n_bootstrap=args.bootstrap,
+        progress=not args.quiet,
+    )
+    run_demo(cfg)
+    return 0
