@@ -27,5 +27,15 @@ format: install
 	$(VENV)/bin/ruff check --fix miniseries tests benchmarks
 	$(VENV)/bin/ruff format miniseries tests benchmarks
 
+demo: install
+	$(PY) -m miniseries demo --project demo
+
+bench: install
+	$(PY) benchmarks/train_throughput.py --depths 1-7
+	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/bench_fit.py
+	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/bench_sweep.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
