@@ -27,10 +27,10 @@ from miniseries.errors import UserError
 class DemoConfig:
     project: str = "demo"
     preset: str = "cpu"
-    fit_budgets: tuple[float, ...] = (3e11, 4.5e11, 7e11)
-    heldout_budget: float = 1.05e12
-    fit_depths: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
-    heldout_depths: tuple[int, ...] = (2, 3, 4, 5, 6, 7)
+    fit_budgets: tuple[float, ...] = (2e11, 3e11, 4.5e11)
+    heldout_budget: float = 7e11
+    fit_depths: tuple[int, ...] = (1, 2, 3, 4, 5)
+    heldout_depths: tuple[int, ...] = (2, 3, 4, 5, 6)
     series_depths: tuple[int, ...] = (1, 2, 3, 4, 5)
     convention: str = "total"
     workers: int = 2

@@ -2,7 +2,13 @@
 
 import argparse
 
-from miniseries.cli.common import float_list, int_range
+from miniseries.cli.common import (
+    float_list,
+    int_range,
+    nonneg_int,
+    positive_float,
+    positive_int,
+)
 
 HELP = """\
 Build the offline data (once, cached), run an isoFLOP sweep, predict the held-out largest budget
@@ -22,24 +28,34 @@ def add_parser(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--project", default=d.project, help=f"output folder (default {d.project})")
-    p.add_argument("--workers", type=int, default=d.workers, help="runs at once (default 2)")
-    p.add_argument("--budgets", type=float_list, help="fitted budgets (default 3e11,4.5e11,7e11)")
-    p.add_argument("--heldout", type=float, help="held-out budget (default 1.05e12)")
-    p.add_argument("--depths", type=int_range, help="depths for the fitted budgets (1-6)")
-    p.add_argument("--heldout-depths", type=int_range, help="depths at the held-out budget (2-7)")
+    p.add_argument(
+        "--workers", type=positive_int, default=d.workers, help="runs at once (default 2)"
+    )
+    p.add_argument("--budgets", type=float_list, help="fitted budgets (default 2e11,3e11,4.5e11)")
+    p.add_argument("--heldout", type=positive_float, help="held-out budget (default 7e11)")
+    p.add_argument("--depths", type=int_range, help="depths for the fitted budgets (1-5)")
+    p.add_argument("--heldout-depths", type=int_range, help="depths at the held-out budget (2-6)")
     p.add_argument("--series-depths", type=int_range, help="miniseries depths (default 1-5)")
-    p.add_argument("--core", type=int, default=d.core_cap, help="CORE-20 examples per task")
+    p.add_argument(
+        "--core", type=positive_int, default=d.core_cap, help="CORE-20 examples per task"
+    )
     p.add_argument("--no-core", action="store_true", help="skip CORE-20")
-    p.add_argument("--bootstrap", type=int, default=d.n_bootstrap, help="bootstrap resamples")
+    p.add_argument(
+        "--bootstrap", type=nonneg_int, default=d.n_bootstrap, help="bootstrap resamples"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    from miniseries.config import check_depth
     from miniseries.demo import DemoConfig, run_demo
     from miniseries.errors import UserError
 
     d = DemoConfig()
+    for depths in (args.depths, args.heldout_depths, args.series_depths):
+        for depth in depths or ():
+            check_depth(depth)  # every mistake before the data build, which takes minutes
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     cfg = DemoConfig(
