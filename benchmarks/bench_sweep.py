@@ -1,12 +1,16 @@
 """Sweep overhead: a real CPU isoFLOP sweep, 4 budgets x 5 depths, through `execute`.
 
-    .venv/bin/python benchmarks/bench_sweep.py [--workers 2] [--scale 1.0] [--data D --tokenizer T]
+    .venv/bin/python benchmarks/bench_sweep.py [--workers 2] [--scale 1.0] [--launcher auto]
+        [--data D --tokenizer T]
 
 Goal: overhead = 1 - sum(train_s) / (workers x wall) <= 5%. Overhead is everything a worker slot
 spends outside the training loop: python + torch start, the trainer's setup (model, optimizer,
 data), validation evals and checkpoints, store bookkeeping, and slots left idle at the end.
 Without --data it tokenizes ~1.5 MB of Python's standard library at vocab 512 (seconds).
---scale multiplies the budgets (runs get longer, overhead smaller).
+--scale multiplies the budgets (runs get longer, overhead smaller). --launcher spawn measures a
+fresh `python -m miniseries train` per run (the launcher before fork); the default is the sweep's
+(auto: fork on CPU). Keep the bench itself from importing torch before the sweep (auto would
+then spawn).
 """
 
 import argparse
@@ -52,6 +56,7 @@ def main() -> None:
     p.add_argument("--data")
     p.add_argument("--tokenizer")
     p.add_argument("--project", help="default: a temporary folder")
+    p.add_argument("--launcher", default="auto", choices=("auto", "fork", "spawn"))
     args = p.parse_args()
 
     from miniseries.sweep import execute, isoflop_specs
@@ -69,13 +74,14 @@ def main() -> None:
     )  # fmt: skip
     project = Path(args.project or tmp / "project")
     t0 = time.time()
-    rows = execute(specs, project, workers=args.workers, progress=False)
+    rows = execute(specs, project, workers=args.workers, progress=False, launcher=args.launcher)
     wall = time.time() - t0
     [stats] = [json.loads(f.read_text()) for f in (project / "sweeps").glob("*.json")][-1:]
     starts = [r["wall_s"] - r["train_s"] for r in rows]  # inside the trainer, outside the loop
     steps = sorted(r["steps"] for r in rows)
     print(f"{len(rows)} runs ({len(budgets)} budgets x {len(DEPTHS)} depths), {steps[0]} to")
     print(f"{steps[-1]} steps, {args.workers} workers x {stats['threads']} threads")
+    print(f"launcher: {stats['launcher']} (asked for {args.launcher})")
     print(f"wall {wall:.1f} s; sum of train time {stats['train_s']:.1f} s")
     print(f"overhead {100 * stats['overhead']:.1f}% (goal <= 5%)")
     per_run = (args.workers * wall - stats["train_s"]) / len(rows)

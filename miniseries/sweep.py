@@ -5,8 +5,11 @@ result (depth, steps, preset + overrides, seed, optimizer, LR multipliers, data)
 same run twice - from a rerun, another study, or a second sweep started at the same time - finds
 the row that is already there instead of training again.
 
-`execute` trains specs as subprocesses of ``python -m miniseries train`` (one per CPU share, GPU,
-or group of GPUs under torchrun; or Slurm jobs through submitit). Robustness, in order of need:
+`execute` trains each spec in its own process (one per CPU share, GPU, or group of GPUs under
+torchrun; or Slurm jobs through submitit): on CPU a fork of the sweep, which imported torch once,
+else ``python -m miniseries train`` (see `miniseries.launch`). Runs start longest first, so that
+the last minutes of a sweep are not one long run with every other slot idle. Robustness, in order
+of need:
 
 - a run is claimed with an exclusive, non-blocking ``flock`` on ``runs/<id>/.lock``; the training
   process inherits the lock, so it is held until both the sweep and its trainer are gone, and a
@@ -20,8 +23,6 @@ or group of GPUs under torchrun; or Slurm jobs through submitit). Robustness, in
 import json
 import math
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections import deque
@@ -31,15 +32,29 @@ from pathlib import Path
 from miniseries.cli.common import PRESET_FIELDS
 from miniseries.config import get_preset
 from miniseries.errors import UserError
+from miniseries.launch import (
+    Slot,
+    choose_launcher,
+    fork_safe,
+    launch,
+    lock_run,
+    make_slots,
+    preload,
+    slurm_executor,
+)
 from miniseries.paths import atomic_write_text, runs_dir
 from miniseries.plan import Plan, plan_for_depth, plan_for_steps, plan_isoflop
 from miniseries.store import Store, now, open_store, run_id
 
 CURVE_POINTS = 200  # train-loss points kept per run (every val_bpb point is kept)
-ERROR_LINES = 15  # stderr lines kept in a failed run's `error`
 DEFAULT_CORE_CAP = 200  # --core without a number: examples per task
 POLL_S = 0.2
 NOT_IDENTITY = ("threads",)  # overrides that change speed, not the result
+# Run-time estimate for longest-first scheduling: steps x (STEP_S + FLOPs per step / PEAK_FLOPS).
+# STEP_S is the fixed cost of a tiny step (Python, optimizer, logging), PEAK_FLOPS a CPU's fp32
+# rate in practice; only the order of runs depends on them, so rough values do.
+STEP_S = 5e-3
+PEAK_FLOPS = 30e9
 
 
 class SweepFailed(UserError):
@@ -65,6 +80,7 @@ class RunSpec:
     lr_mult: float = 1.0
     matrix_lr_mult: float = 1.0
     adam_lr_mult: float = 1.0
+    lr_width_exponent: float = -0.5  # AdamW lrs x (d_model/768)^this (other values: planted bug)
     evals: int = 10
     compile: bool = False
     convention: str | None = None  # which params `ratio` counts (a label, not the result)
@@ -88,6 +104,8 @@ class RunSpec:
         d = asdict(self)
         for k in ("convention", "kind", "study", "budget"):
             d.pop(k)
+        if self.lr_width_exponent == -0.5:  # the default keeps the ids runs had before the field
+            d.pop("lr_width_exponent")
         d["overrides"] = {k: v for k, v in self.overrides.items() if k not in NOT_IDENTITY}
         return d
 
@@ -107,6 +125,7 @@ class RunSpec:
         args += ["--evals", str(self.evals)]
         args += ["--lr-mult", repr(self.lr_mult), "--matrix-lr-mult", repr(self.matrix_lr_mult)]
         args += ["--adam-lr-mult", repr(self.adam_lr_mult), "--quiet"]
+        args += ["--lr-width-exponent", repr(self.lr_width_exponent)]
         if self.convention:
             args += ["--convention", self.convention]
         if self.compile:
@@ -117,6 +136,12 @@ class RunSpec:
         for k, v in sorted(overrides.items()):
             args += [f"--{k.replace('_', '-')}", str(v)]
         return args
+
+    def estimated_s(self) -> float:
+        """Rough wall time of training this run on a CPU (see STEP_S); used only to order runs."""
+        plan = self.plan()
+        step_flops = plan.flops_per_token * plan.tokens / max(1, plan.steps)
+        return plan.steps * (STEP_S + step_flops / PEAK_FLOPS)
 
     def label(self) -> str:
         budget = f" @ {self.budget:.3g}" if self.budget else ""
@@ -215,7 +240,7 @@ def read_log(run_dir: Path, total_steps: int) -> list[dict]:
             rec = json.loads(line)
         except ValueError:
             continue
-        step = int(rec["step"])
+        step = int(rec["step"])  # {"step", "resumed_from"} records carry no point: skipped below
         pos = {"step": step, "tokens": rec.get("tokens"), "flops": rec.get("flops")}
         if "val_bpb" in rec:
             rows.setdefault(step, {}).update(pos, val_bpb=rec["val_bpb"])
@@ -240,160 +265,6 @@ def _finished_summary(run_dir: Path, steps: int) -> bool:
         return json.loads(path.read_text()).get("steps") == steps
     except (OSError, ValueError):
         return False
-
-
-def _stderr_tail(path: Path, offset: int) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            text = f.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    return "\n".join(lines[-ERROR_LINES:])[-2000:]
-
-
-# ---------------------------------------------------------------------------------------------
-# Processes
-
-
-def _die_with_parent_fn():
-    """preexec_fn: the child gets SIGTERM when the sweep dies (Linux); elsewhere nothing."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before fork, not in the child
-    parent = os.getpid()
-
-    def preexec():
-        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the sweep died before prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
-def _lock(run_dir: Path) -> int | None:
-    """Claim a run: an fd holding an exclusive flock on runs/<id>/.lock, or None if held."""
-    import fcntl
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
-@dataclass
-class Slot:
-    """Where one run executes: CPU threads, and the GPUs it may see (None: CPU)."""
-
-    threads: int | None
-    gpus: list[int] | None = None
-
-    def env(self) -> dict:
-        """Variables to set for the run (on top of the environment where it runs)."""
-        env = {}
-        if self.gpus is not None:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.gpus))
-        if self.threads:
-            env["OMP_NUM_THREADS"] = str(self.threads)
-        return env
-
-
-def visible_gpus() -> list[int]:
-    text = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if text is not None:
-        return [int(x) for x in text.split(",") if x.strip().isdigit()]
-    try:
-        import torch
-
-        return list(range(torch.cuda.device_count()))
-    except ImportError:
-        return []
-
-
-def make_slots(workers: int, nproc: int = 1, threads: int | None = None) -> list[Slot]:
-    """N slots: GPUs split into groups of nproc, or the CPU cores split N ways."""
-    if workers < 1 or nproc < 1:
-        raise UserError(f"--workers and --nproc must be at least 1, got {workers} and {nproc}")
-    gpus = visible_gpus()
-    if gpus:
-        if workers * nproc > len(gpus):
-            raise UserError(
-                f"{workers} workers x {nproc} GPUs each needs {workers * nproc} GPUs, "
-                f"{len(gpus)} visible; lower --workers or --nproc"
-            )
-        return [Slot(threads, gpus[i * nproc : (i + 1) * nproc]) for i in range(workers)]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return [Slot(threads or max(1, (cores or 1) // workers)) for _ in range(workers)]
-
-
-class _Proc:
-    """A local subprocess (inheriting the run's lock) or a submitit job, polled the same way."""
-
-    def __init__(self, argv, slot: Slot, run_dir: Path, name: str, lock_fd: int, executor):
-        self.stderr_path = run_dir / f"{name}.stderr"
-        self.offset = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
-        out_path = run_dir / f"{name}.stdout"
-        self.job = self.popen = None
-        if executor is not None:
-            self.job = executor.submit(_job, argv, slot.env(), str(out_path), str(self.stderr_path))
-            return
-        with open(out_path, "ab") as out, open(self.stderr_path, "ab") as err:
-            self.popen = subprocess.Popen(
-                argv, stdout=out, stderr=err, env=os.environ | slot.env(), pass_fds=(lock_fd,),
-                preexec_fn=_die_with_parent_fn(), stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-
-    def poll(self) -> int | None:
-        if self.popen is not None:
-            return self.popen.poll()
-        if not self.job.done():
-            return None
-        try:
-            return int(self.job.result())
-        except Exception as e:  # the job itself failed (cancelled, node died, ...)
-            with open(self.stderr_path, "a") as f:
-                f.write(f"submitit job {self.job.job_id} failed: {e}\n")
-            return 1
-
-    def stop(self) -> None:
-        if self.popen is not None:
-            self.popen.terminate()
-            self.popen.wait()
-        else:
-            self.job.cancel(check=False)
-
-    def error(self, rc: int) -> str:
-        tail = _stderr_tail(self.stderr_path, self.offset)
-        if rc < 0:
-            tail = f"killed by signal {-rc}\n{tail}".strip()
-        return tail or f"exit code {rc}"
-
-
-def _job(argv, env, stdout, stderr) -> int:
-    """What a Slurm (submitit) job runs: the same train command, on the node."""
-    with open(stdout, "ab") as out, open(stderr, "ab") as err:
-        return subprocess.run(argv, stdout=out, stderr=err, env=os.environ | env).returncode
-
-
-def _slurm_executor(project: Path, nproc: int, log):
-    try:
-        import submitit
-    except ImportError:
-        raise UserError(
-            "the slurm executor needs submitit: pip install 'miniseries[slurm]' (or submitit)"
-        ) from None
-    ex = submitit.AutoExecutor(folder=str(project / "slurm"))
-    if ex.cluster != "slurm":
-        log(f"note: no Slurm here; submitit runs each job on this machine ({ex.cluster})")
-    ex.update_parameters(timeout_min=24 * 60, gpus_per_node=nproc, tasks_per_node=1)
-    return ex
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,31 +299,40 @@ def execute(
     nproc: int = 1,
     threads: int | None = None,
     core_bundle: str = "offline",
+    launcher: str = "auto",
     log=print,
 ) -> list[dict]:
     """Train every spec not already done (resuming interrupted ones); returns their store rows.
 
     Raises SweepFailed on the first failure with ``fail_fast``; otherwise failures are recorded
-    (status 'failed', error = the tail of stderr) and the rest go on.
+    (status 'failed', error = the tail of stderr) and the rest go on. ``launcher``: 'fork' (CPU
+    runs forked from this process after it imports torch once), 'spawn' (a fresh
+    ``python -m miniseries`` per run) or 'auto' (fork where it is safe; see `miniseries.launch`).
     """
+    torch_was_loaded = "torch" in sys.modules  # before make_slots, which may import it
     if executor not in ("local", "slurm"):
         raise UserError(f"unknown executor {executor!r}; choose local or slurm")
     bundle = core_bundle_ready(core_bundle) if core else None
     if executor == "slurm":  # Slurm places the jobs: no local GPU or thread split
         slots = [Slot(threads) for _ in range(max(1, workers))]
-        backend = _slurm_executor(Path(project), nproc, log)
+        backend = slurm_executor(Path(project), nproc, log)
     else:
         slots, backend = make_slots(workers, nproc, threads), None
-    sweep = _Sweep(specs, Path(project), slots, log, fail_fast, core, bundle, backend, nproc)
+    how = choose_launcher(
+        launcher, torch_was_loaded=torch_was_loaded, slurm=backend is not None, nproc=nproc,
+        slots=slots,
+    )  # fmt: skip
+    sweep = _Sweep(specs, Path(project), slots, log, fail_fast, core, bundle, backend, nproc, how)
     return sweep.run(progress)
 
 
 class _Sweep:
-    def __init__(self, specs, project, slots, log, fail_fast, core, bundle, executor, nproc):
+    def __init__(self, specs, project, slots, log, fail_fast, core, bundle, executor, nproc, how):
         unique = {s.run_id: s for s in reversed(specs)}  # first spec of each identity wins
         self.specs = [unique[i] for i in dict.fromkeys(s.run_id for s in specs)]
         self.project, self.slots, self.log, self.fail_fast = project, slots, log, fail_fast
         self.core, self.bundle, self.executor, self.nproc = core, bundle, executor, nproc
+        self.how = how  # fork | spawn
         self.running: dict[str, tuple] = {}  # run_id -> (spec, slot, proc, lock fd, stage)
         self.counts = {"trained": 0, "already": 0, "failed": 0}
         self.train_s = 0.0
@@ -461,6 +341,8 @@ class _Sweep:
     # -- the loop --------------------------------------------------------------------------------
     def run(self, progress: bool) -> list[dict]:
         self.t0 = time.time()
+        if self.how == "fork":
+            preload()  # counted in the sweep's wall time, like every run's start-up
         self.store = open_store(self.project)
         try:
             with self.store.transaction():
@@ -482,7 +364,8 @@ class _Sweep:
             self.store.close()
 
     def _loop(self) -> None:
-        queue, waiting, noted = deque(self.specs), [], set()
+        longest_first = sorted(self.specs, key=RunSpec.estimated_s, reverse=True)
+        queue, waiting, noted = deque(longest_first), [], set()
         while queue or waiting or self.running:
             free = [s for s in self.slots if all(r[1] is not s for r in self.running.values())]
             while free and queue:
@@ -507,7 +390,7 @@ class _Sweep:
     def _start(self, spec: RunSpec, slot: Slot) -> bool:
         """Claim a run and launch its next stage; False if another process holds it."""
         rd = runs_dir(self.project) / spec.run_id
-        fd = _lock(rd)
+        fd = lock_run(rd)
         if fd is None:
             return False
         row = self.store.get_run(spec.run_id)
@@ -522,27 +405,24 @@ class _Sweep:
 
     def _launch(self, spec: RunSpec, slot: Slot, fd: int, stage: str) -> bool:
         rd = runs_dir(self.project) / spec.run_id
+        how = self.how if self.how != "fork" or fork_safe() else "spawn"
         if stage == "train":
             resumed = (rd / "checkpoint.pt").exists()
-            argv = self._train_cmd(spec, rd, slot)
-            _note_attempt(rd, resumed)
+            cmd = spec.argv(rd, slot.threads if slot.gpus is None else None)
+            _note_attempt(rd, resumed, how)
             self.store.update_run(spec.run_id, status="running", error=None)
             if resumed:
                 self.bar.note(f"resuming {spec.label()} from its checkpoint")
         else:
-            argv = [sys.executable, "-m", "miniseries", "core", str(rd), "--json"]
-            argv += ["--bundle", str(self.bundle), "--max-per-task", str(self.core)]
-        proc = _Proc(argv, slot, rd, stage, fd, self.executor)
+            cmd = ["core", str(rd), "--json", "--bundle", str(self.bundle)]
+            cmd += ["--max-per-task", str(self.core)]
+        proc = launch(
+            cmd, slot, rd, stage, fd, how, executor=self.executor,
+            nproc=self.nproc if stage == "train" else 1,
+            close_fds=[r[3] for r in self.running.values()],  # other runs' locks
+        )  # fmt: skip
         self.running[spec.run_id] = (spec, slot, proc, fd, stage)
         return True
-
-    def _train_cmd(self, spec: RunSpec, rd: Path, slot: Slot) -> list[str]:
-        if self.nproc > 1:
-            prefix = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-            prefix += [f"--nproc_per_node={self.nproc}", "-m", "miniseries"]
-        else:
-            prefix = [sys.executable, "-m", "miniseries"]
-        return prefix + spec.argv(rd, slot.threads if slot.gpus is None else None)
 
     def _finished(self, spec, slot, proc, fd, stage, rc: int) -> None:
         del self.running[spec.run_id]
@@ -606,6 +486,7 @@ class _Sweep:
         overhead = 1 - self.train_s / (workers * wall) if self.counts["trained"] else None
         stats = {
             "finished_at": now(), "wall_s": wall, "workers": workers, "runs": len(self.specs),
+            "launcher": self.how,
             "threads": self.slots[0].threads, "gpus": [s.gpus for s in self.slots],
             **self.counts, "train_s": self.train_s, "overhead": overhead,
             "run_ids": [s.run_id for s in self.specs],
@@ -623,7 +504,7 @@ class _Sweep:
         self.log(text)
 
 
-def _note_attempt(rd: Path, resumed: bool) -> None:
+def _note_attempt(rd: Path, resumed: bool, launcher: str) -> None:
     """runs/<id>/attempts.jsonl: one line per launch (written only under the run's lock)."""
     path = rd / "attempts.jsonl"
     old = path.read_text() if path.exists() else ""
@@ -632,6 +513,7 @@ def _note_attempt(rd: Path, resumed: bool) -> None:
         lines = (rd / "log.jsonl").read_text().splitlines()
         log_step = _step(lines[-1]) if lines else 0
     rec = {"started_at": now(), "pid": os.getpid(), "resumed": resumed, "log_step": log_step}
+    rec["launcher"] = launcher
     atomic_write_text(path, old + json.dumps(rec) + "\n")
 
 
@@ -649,9 +531,11 @@ def _log_flops(rd: Path) -> float:
             lines = f.read().decode("utf-8", errors="replace").splitlines()
         for line in reversed(lines[1:] or lines):
             try:
-                return float(json.loads(line).get("flops") or 0.0)
+                rec = json.loads(line)
             except ValueError:
                 continue
+            if "flops" in rec:  # a {"resumed_from"} record has none
+                return float(rec["flops"] or 0.0)
     except OSError:
         pass
     return 0.0

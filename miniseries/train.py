@@ -326,13 +326,16 @@ class Trainer:
                 f.write(json.dumps(record) + "\n")
 
     def _trim_log(self) -> None:
-        """Drop log lines past the checkpoint we resumed from (they will be written again)."""
+        """Drop log lines past the checkpoint we resumed from (they will be written again), and
+        the eval at the resume step (it is redone); ``resumed_from`` records stay as history."""
         path = self.out / LOG
         if not path.exists():
             return
-        keep = [ln for ln in path.read_text().splitlines() if _step_of(ln) <= self.step]
-        if keep and "val_bpb" in keep[-1] and _step_of(keep[-1]) == self.step and self.step:
-            keep = keep[:-1]  # the eval at the resume step is redone
+        keep = [
+            ln
+            for ln in path.read_text().splitlines()
+            if _step_of(ln) < self.step or (_step_of(ln) == self.step and "val_bpb" not in ln)
+        ]
         atomic_write_text(path, "".join(ln + "\n" for ln in keep))
 
     def _write_config(self) -> None:

@@ -1,5 +1,6 @@
 """Sweeps: the store gets the right FLOPs and tokens, kill -9 then rerun resumes without redoing
-anything, two sweeps at once train nothing twice, failures are recorded (or stop the sweep)."""
+anything, two sweeps at once train nothing twice, failures are recorded (or stop the sweep), a
+forked run equals a spawned one bit for bit, and runs start longest first."""
 
 import fcntl
 import json
@@ -16,9 +17,10 @@ import pytest
 
 from miniseries.config import get_preset
 from miniseries.errors import UserError
+from miniseries.launch import Slot, choose_launcher
 from miniseries.plan import plan_isoflop
 from miniseries.store import open_store
-from miniseries.sweep import RunSpec, SweepFailed, execute, isoflop_specs
+from miniseries.sweep import RunSpec, SweepFailed, execute, isoflop_specs, read_log
 
 TINY = {
     "vocab_size": 512,
@@ -50,19 +52,30 @@ SCRIPT = """
 import json, sys
 from miniseries.sweep import RunSpec, execute
 specs = [RunSpec(**s) for s in json.load(open(sys.argv[1]))]
-rows = execute(specs, sys.argv[2], workers=int(sys.argv[3]), progress=False, threads=1)
+launcher = sys.argv[5] if len(sys.argv) > 5 else "auto"
+rows = execute(specs, sys.argv[2], workers=int(sys.argv[3]), progress=False,
+               threads=int(sys.argv[4]), launcher=launcher)
 print(json.dumps([[r["run_id"], r["status"]] for r in rows]))
 """
 
 
-def start_sweep(specs, project: Path, workers: int, tmp_path: Path, name: str) -> subprocess.Popen:
-    """A sweep in its own process (so that it can be killed), with the Python API."""
+def start_sweep(
+    specs,
+    project: Path,
+    workers: int,
+    tmp_path: Path,
+    name: str,
+    threads=1,
+    launcher="auto",
+    env=None,
+) -> subprocess.Popen:
+    """A sweep in its own process (so that it can be killed, and so that it has not run torch
+    before: 'auto' forks there), with the Python API."""
     (tmp_path / "sweep_script.py").write_text(SCRIPT)
     (tmp_path / f"{name}.json").write_text(json.dumps([asdict(s) for s in specs]))
     argv = [sys.executable, str(tmp_path / "sweep_script.py"), str(tmp_path / f"{name}.json")]
-    return subprocess.Popen(
-        [*argv, str(project), str(workers)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    argv += [str(project), str(workers), str(threads), launcher]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
 
 def read_rows(project: Path) -> dict[str, dict]:
@@ -99,9 +112,10 @@ def test_sweep_fills_store_with_exact_flops_and_tokens(tiny_data, reference):
         with open_store(project, create=False) as store:
             curve = store.curve(r["run_id"])
         vals = [c for c in curve if c["val_bpb"] is not None]
-        assert vals[0]["step"] == 0 and vals[-1]["step"] == r["steps"]
+        assert vals[0]["step"] == -(-r["steps"] // 3) and vals[-1]["step"] == r["steps"]  # evals=3
         assert vals[-1]["val_bpb"] == r["val_bpb"] and vals[-1]["flops"] == r["flops"]
-        assert vals[-1]["val_bpb"] < vals[0]["val_bpb"]  # it trained
+        losses = [c["train_loss"] for c in curve if c["train_loss"] is not None]
+        assert losses[-1] < losses[0] - 0.5  # it trained
         stride = -(-r["steps"] // 200)  # train loss thinned to ~200 points, the last one kept
         kept = {s for s in range(1, r["steps"] + 1) if s % stride == 0 or s == r["steps"]}
         assert {c["step"] for c in curve if c["train_loss"] is not None} == kept
@@ -185,10 +199,11 @@ def test_kill_minus_9_then_rerun_resumes_and_matches(tiny_data, reference, tmp_p
     before = read_rows(project)
     finished = {k: v for k, v in before.items() if v["status"] == "done"}
     assert finished and long.run_id not in finished
-    kept = [
+    kept = [  # up to the checkpoint, but its eval: the resumed run redoes that
         ln
         for ln in (rd / "log.jsonl").read_text().splitlines()
-        if json.loads(ln)["step"] <= ckpt_step
+        if (step := json.loads(ln)["step"]) < ckpt_step
+        or (step == ckpt_step and "val_bpb" not in ln)
     ]
 
     execute(specs, project, workers=2, progress=False, threads=1)
@@ -197,8 +212,11 @@ def test_kill_minus_9_then_rerun_resumes_and_matches(tiny_data, reference, tmp_p
     assert all(after[k] == v for k, v in finished.items())  # untouched, timestamps included
     attempts = [json.loads(x) for x in (rd / "attempts.jsonl").read_text().splitlines()]
     assert len(attempts) == 2 and attempts[1]["resumed"] and attempts[1]["log_step"] >= ckpt_step
+    assert attempts[0]["launcher"] == "fork"  # a forked trainer, too, died with its sweep
     # the log up to the checkpoint is the first attempt's (timings included): continued, not redone
-    assert (rd / "log.jsonl").read_text().splitlines()[: len(kept)] == kept
+    log = (rd / "log.jsonl").read_text().splitlines()
+    assert log[: len(kept)] == kept
+    assert json.loads(log[len(kept)]) == {"step": ckpt_step, "resumed_from": ckpt_step}
     for rid in finished:  # finished runs were launched once
         lines = (project / "runs" / rid / "attempts.jsonl").read_text().splitlines()
         assert len(lines) == 1
@@ -235,13 +253,13 @@ def test_failed_run_is_recorded_and_the_others_finish(tiny_data, tmp_path):
     rows = execute([good[0], bad, good[1]], tmp_path / "p", progress=False, threads=1)
     status = {r["run_id"]: r for r in rows}
     assert status[bad.run_id]["status"] == "failed"
-    assert "multiple of seq_len" in status[bad.run_id]["error"]
+    assert "must be a multiple of" in status[bad.run_id]["error"]
     assert all(status[s.run_id]["status"] == "done" for s in good)
 
 
 def test_fail_fast_stops_the_sweep(tiny_data, tmp_path):
     bad = spec(tiny_data, 1, overrides={"batch_tokens": 100})
-    later = spec(tiny_data, 2)
+    later = spec(tiny_data, 2, steps=4)  # shorter: longest-first starts it after `bad`
     with pytest.raises(SweepFailed, match="fail-fast"):
         execute([bad, later], tmp_path / "p", fail_fast=True, progress=False, threads=1)
     rows = read_rows(tmp_path / "p")
@@ -306,3 +324,120 @@ def test_slurm_executor_with_submitit_local(tiny_data, tmp_path):
     [row] = execute([s], tmp_path / "p", executor="slurm", progress=False, threads=1)
     assert row["status"] == "done" and row["val_bpb"] > 0
     assert (tmp_path / "p" / "slurm").is_dir()
+
+
+def _attempts(run_dir: Path) -> list[dict]:
+    return [json.loads(x) for x in (run_dir / "attempts.jsonl").read_text().splitlines()]
+
+
+def test_runs_start_longest_first(reference):
+    project, rows = reference
+    starts = {r["run_id"]: _attempts(Path(r["run_dir"]))[0]["started_at"] for r in rows}
+    started = sorted(starts, key=starts.get)
+    preset = get_preset("cpu").with_overrides(**TINY)
+    plans = {r["run_id"]: plan_isoflop(r["depth"], r["budget"], preset) for r in rows}
+    cost = [plans[rid].steps * (5e-3 + plans[rid].flops_per_token * 512 / 30e9) for rid in started]
+    assert cost == sorted(cost, reverse=True)
+    assert rows[0]["budget"] < max(BUDGETS) and plans[started[0]].flops > 1e10  # not given order
+
+
+def test_forked_run_equals_python_m_miniseries_train(tiny_data, tmp_path):
+    """The same spec trained by a forked child of a sweep and by a fresh `python -m miniseries
+    train`: bit-identical losses and val bpb. Two threads each, so the child really uses an
+    OpenMP team (a parent that had run a torch op would make it hang); a bad run's error comes
+    through the child's stderr. Passive OpenMP waits: spinning threads crawl on a busy machine."""
+    good = spec(tiny_data, 2, steps=16, overrides={"threads": 2})
+    bad = spec(tiny_data, 1, overrides={"batch_tokens": 100})  # not a multiple of seq_len
+    project, env = tmp_path / "p", dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    proc = start_sweep([good, bad], project, 1, tmp_path, "fork", 2, "fork", env)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err.decode()
+    status = dict(json.loads(out.decode().strip().splitlines()[-1]))
+    assert status == {good.run_id: "done", bad.run_id: "failed"}
+    rd = project / "runs" / good.run_id
+    assert [a["launcher"] for a in _attempts(rd)] == ["fork"]
+    assert "must be a multiple of" in read_rows(project)[bad.run_id]["error"]
+
+    ref = tmp_path / "ref"
+    cmd = [sys.executable, "-m", "miniseries", *good.argv(ref)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (ref, rd))
+    assert b["val_bpb"] == a["val_bpb"] and b["steps"] == a["steps"] == 16
+    la, lb = (list(map(json.loads, (d / "log.jsonl").read_text().splitlines())) for d in (ref, rd))
+    assert [x.get("train_loss") for x in lb] == [x.get("train_loss") for x in la]
+    assert [x.get("val_bpb") for x in lb] == [x.get("val_bpb") for x in la]
+    assert "val bpb" in (rd / "train.stdout").read_text()  # the child's print went to its log
+
+
+def test_launcher_choice(monkeypatch):
+    from miniseries import launch
+
+    monkeypatch.setattr(launch, "_native_at_preload", None)  # as if no sweep forked here yet
+    cpu, gpu = [Slot(2)], [Slot(None, [0])]
+    fresh = dict(torch_was_loaded=False, slurm=False, nproc=1)
+    assert choose_launcher("auto", slots=cpu, **fresh) == "fork"
+    assert choose_launcher("spawn", slots=cpu, **fresh) == "spawn"
+    assert choose_launcher("auto", slots=gpu, **fresh) == "spawn"
+    assert choose_launcher("auto", slots=cpu, **(fresh | {"nproc": 2})) == "spawn"
+    assert choose_launcher("auto", slots=cpu, **(fresh | {"slurm": True})) == "spawn"
+    used = fresh | {"torch_was_loaded": True}  # this process may have run torch ops already
+    assert choose_launcher("auto", slots=cpu, **used) == "spawn"
+    with pytest.raises(UserError, match="torch was imported before"):
+        choose_launcher("fork", slots=cpu, **used)
+    with pytest.raises(UserError, match="GPU"):
+        choose_launcher("fork", slots=gpu, **fresh)
+    with pytest.raises(UserError, match="auto, fork, spawn"):
+        choose_launcher("thread", slots=cpu, **fresh)
+
+
+def test_lr_width_exponent_is_identity_and_reaches_the_trainer(tiny_data, tmp_path):
+    import argparse
+
+    from miniseries.cli import train as train_cli
+
+    default = spec(tiny_data, 2)
+    planted = spec(tiny_data, 2, lr_width_exponent=0.0)
+    assert "lr_width_exponent" not in default.identity()  # ids from before the field still hold
+    assert planted.run_id != default.run_id and planted.identity()["lr_width_exponent"] == 0.0
+    sub = argparse.ArgumentParser().add_subparsers()
+    train_cli.add_parser(sub)
+    for s in (default, planted):
+        args = sub.choices["train"].parse_args(s.argv(tmp_path / "r", threads=1)[1:])
+        assert train_cli.config_from_args(args).lr_width_exponent == s.lr_width_exponent
+
+
+def test_read_log_skips_resumed_from_records(tmp_path):
+    from miniseries.sweep import _log_flops
+
+    recs = [
+        {"step": 1, "train_loss": 6.0, "tokens": 512, "flops": 1e6},
+        {"step": 2, "train_loss": 5.0, "tokens": 1024, "flops": 2e6},
+        {"step": 2, "resumed_from": 2},
+        {"step": 2, "val_bpb": 3.0, "tokens": 1024, "flops": 2e6},
+        {"step": 2, "resumed_from": 2},
+    ]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert read_log(tmp_path, 2) == [
+        {"step": 1, "tokens": 512, "flops": 1e6, "train_loss": 6.0},
+        {"step": 2, "tokens": 1024, "flops": 2e6, "train_loss": 5.0, "val_bpb": 3.0},
+    ]
+    assert _log_flops(tmp_path) == 2e6  # progress is not reset by the resume record
+
+
+def test_fork_is_refused_once_torch_has_run_an_op():
+    """After a torch op with 2 threads the OpenMP pool exists and a forked child would hang in
+    its first parallel region: `fork_safe` notices the pool's thread, so runs are spawned."""
+    code = (
+        "import torch\n"
+        "from miniseries.launch import fork_safe, preload\n"
+        "assert not fork_safe()\n"  # preload() has not run
+        "preload()\n"
+        "assert fork_safe()\n"
+        "torch.set_num_threads(2)\n"
+        "(torch.randn(256, 256) @ torch.randn(256, 256)).sum()\n"
+        "print(fork_safe())\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "False"

@@ -1,0 +1,373 @@
+"""Starting one run's process: where it runs (slots), how it starts (fork or spawn), and polling it.
+
+Two ways to start ``miniseries train`` (or ``core``) for a run, chosen by `choose_launcher`:
+
+- **fork** (local CPU runs, one process per run): the sweep imports torch, torch._dynamo (which
+  building AdamW imports, ~1.2 s) and the trainer once, then ``os.fork()``s a child per run that
+  calls ``miniseries.cli.main(argv)``. A run then starts in milliseconds instead of the ~3-6 s a
+  fresh Python spends importing torch. GNU OpenMP is not fork-safe once its thread pool exists,
+  so the parent must never run a torch op: it only imports. A process that imported torch before
+  the sweep began may have used it, so ``auto`` spawns there instead (and ``fork`` is refused).
+- **spawn**: ``python -m miniseries ...`` (or torchrun for several GPUs per run), and Slurm jobs
+  through submitit. GPUs always spawn: a forked CUDA context is unusable.
+
+Both give a child that dies with the sweep (``PR_SET_PDEATHSIG``), writes to the run's
+``<stage>.stdout/.stderr``, and inherits the flock on ``runs/<id>/.lock``, so the run stays
+claimed until both the sweep and its trainer are gone. Both are polled the same way:
+``poll() -> exit code | None``, ``stop()``, ``error(rc) -> the tail of stderr``.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from miniseries.errors import UserError
+
+ERROR_LINES = 15  # stderr lines kept in a failed run's `error`
+LAUNCHERS = ("auto", "fork", "spawn")
+PR_SET_PDEATHSIG = 1
+# What a run imports that costs seconds; torch._dynamo is what constructing AdamW pulls in.
+PRELOAD = (
+    "torch",
+    "torch._dynamo",
+    "miniseries.train",
+    "miniseries.model",
+    "miniseries.optim",
+    "miniseries.data.loader",
+    "miniseries.data.defaults",
+    "miniseries.evaluate.bpb",
+    "miniseries.mfu",
+    "miniseries.tokenizer",
+    "miniseries.cli.train",
+)
+_native_at_preload: int | None = None  # threads Python doesn't know of, right after preload()
+
+
+# ---------------------------------------------------------------------------------------------
+# Where a run executes
+
+
+@dataclass
+class Slot:
+    """Where one run executes: CPU threads, and the GPUs it may see (None: CPU)."""
+
+    threads: int | None
+    gpus: list[int] | None = None
+
+    def env(self) -> dict:
+        """Variables to set for the run (on top of the environment where it runs)."""
+        env = {}
+        if self.gpus is not None:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.gpus))
+        if self.threads:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.threads)
+        return env
+
+
+def visible_gpus() -> list[int]:
+    text = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if text is not None:
+        return [int(x) for x in text.split(",") if x.strip().isdigit()]
+    try:
+        import torch
+
+        return list(range(torch.cuda.device_count()))
+    except ImportError:
+        return []
+
+
+def make_slots(workers: int, nproc: int = 1, threads: int | None = None) -> list[Slot]:
+    """N slots: GPUs split into groups of nproc, or the CPU cores split N ways."""
+    if workers < 1 or nproc < 1:
+        raise UserError(f"--workers and --nproc must be at least 1, got {workers} and {nproc}")
+    gpus = visible_gpus()
+    if gpus:
+        if workers * nproc > len(gpus):
+            raise UserError(
+                f"{workers} workers x {nproc} GPUs each needs {workers * nproc} GPUs, "
+                f"{len(gpus)} visible; lower --workers or --nproc"
+            )
+        return [Slot(threads, gpus[i * nproc : (i + 1) * nproc]) for i in range(workers)]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return [Slot(threads or max(1, (cores or 1) // workers)) for _ in range(workers)]
+
+
+def lock_run(run_dir: Path) -> int | None:
+    """Claim a run: an fd holding an exclusive flock on runs/<id>/.lock, or None if held."""
+    import fcntl
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+# ---------------------------------------------------------------------------------------------
+# Which launcher
+
+
+def choose_launcher(launcher: str, *, torch_was_loaded: bool, slurm: bool, nproc: int, slots):
+    """'fork' or 'spawn' for this sweep. ``torch_was_loaded``: torch was imported before the
+    sweep began (so it may have run ops, after which a forked child can hang in OpenMP)."""
+    if launcher not in LAUNCHERS:
+        raise UserError(f"unknown launcher {launcher!r}; choose from {', '.join(LAUNCHERS)}")
+    why_not = None
+    if slurm:
+        why_not = "the slurm executor submits jobs"
+    elif nproc > 1 or any(s.gpus is not None for s in slots):
+        why_not = "GPU runs (and torchrun) need a fresh process"
+    elif not (sys.platform.startswith("linux") and hasattr(os, "fork")):
+        why_not = "forking trainers needs Linux"
+    elif torch_was_loaded and _native_at_preload is None:
+        why_not = "torch was imported before the sweep began (a forked child could hang)"
+    if launcher == "fork" and why_not:
+        raise UserError(f"launcher 'fork' is not possible here: {why_not}; use 'spawn' or 'auto'")
+    return "spawn" if why_not or launcher == "spawn" else "fork"
+
+
+def preload() -> None:
+    """Import what every run imports, once, in the sweep (imports only: never a torch op)."""
+    import importlib
+
+    global _native_at_preload
+    for name in PRELOAD:
+        importlib.import_module(name)
+    from miniseries.cli import build_parser
+
+    build_parser()  # imports every subcommand module
+    if _native_at_preload is None:
+        _native_at_preload = _native_threads()
+
+
+def fork_safe() -> bool:
+    """preload() ran and no native thread appeared since: torch's OpenMP pool was never started
+    here (a caller that ran torch ops between two sweeps gets spawned runs, not a hang)."""
+    return _native_at_preload is not None and _native_threads() <= _native_at_preload
+
+
+def _native_threads() -> int:
+    try:
+        return len(os.listdir("/proc/self/task")) - threading.active_count()
+    except OSError:
+        return 1 << 30  # unknown: never fork
+
+
+def launch(cmd, slot: Slot, run_dir: Path, name: str, lock_fd: int, how: str, **kw):
+    """Start ``miniseries <cmd>`` for a run, ``how``: 'fork' (if still `fork_safe`) or 'spawn'.
+    Keywords: ``executor`` (submitit: a Slurm job), ``nproc`` > 1 (spawn under torchrun),
+    ``close_fds`` (other runs' lock fds, closed in a forked child so it holds only its own)."""
+    if how == "fork" and fork_safe():
+        return ForkProc(cmd, slot, run_dir, name, lock_fd, kw.get("close_fds", ()))
+    nproc = kw.get("nproc", 1)
+    if nproc > 1:
+        prefix = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        prefix += [f"--nproc_per_node={nproc}", "-m", "miniseries"]
+    else:
+        prefix = [sys.executable, "-m", "miniseries"]
+    return Proc(prefix + list(cmd), slot, run_dir, name, lock_fd, kw.get("executor"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+
+class _Logs:
+    """The run's stdout/stderr files for one stage, and the error text of a failed launch."""
+
+    def __init__(self, run_dir: Path, name: str):
+        self.stdout_path = run_dir / f"{name}.stdout"
+        self.stderr_path = run_dir / f"{name}.stderr"
+        self.offset = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
+
+    def error(self, rc: int) -> str:
+        tail = stderr_tail(self.stderr_path, self.offset)
+        if rc < 0:
+            tail = f"killed by signal {-rc}\n{tail}".strip()
+        return tail or f"exit code {rc}"
+
+
+def stderr_tail(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return "\n".join(lines[-ERROR_LINES:])[-2000:]
+
+
+class ForkProc(_Logs):
+    """A forked child of the sweep running ``miniseries.cli.main(cmd)``."""
+
+    def __init__(self, cmd, slot: Slot, run_dir: Path, name: str, lock_fd: int, close_fds=()):
+        super().__init__(run_dir, name)
+        self.rc = None
+        for f in (sys.stdout, sys.stderr):  # else the child inherits (and repeats) the buffers
+            f.flush()
+        parent = os.getpid()
+        prctl = _prctl()  # looked up before fork, not in the child
+        self.pid = os.fork()
+        if self.pid == 0:
+            code = 1
+            try:
+                _into_child(prctl, parent, self, slot, [f for f in close_fds if f != lock_fd])
+                code = _main(list(cmd))
+            except BaseException:  # never let the child return into the sweep's code
+                traceback.print_exc()
+            finally:
+                try:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(code)
+
+    def poll(self) -> int | None:
+        if self.rc is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.rc = os.waitstatus_to_exitcode(status)  # -N: killed by signal N
+        return self.rc
+
+    def stop(self) -> None:
+        if self.rc is None:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            self.rc = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+
+
+def _prctl():
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _into_child(prctl, parent: int, logs: _Logs, slot: Slot, close_fds) -> None:
+    """In the forked child: die with the sweep, own stdio on the run's files, default signals,
+    only this run's lock, the slot's threads."""
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the sweep died before prctl took effect
+        os._exit(1)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    for fd, path, mode in (
+        (0, os.devnull, os.O_RDONLY),
+        (1, logs.stdout_path, flags),
+        (2, logs.stderr_path, flags),
+    ):
+        new = os.open(path, mode, 0o644)
+        os.dup2(new, fd)
+        os.close(new)
+    for fd in close_fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    # Fresh Python streams on fds 0-2: the sweep's may be a rich console or pytest's capture.
+    sys.stdin = open(0, closefd=False)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")
+    os.environ.update(slot.env())
+    if slot.threads:
+        import torch  # already imported by preload(): this only sets the count
+
+        torch.set_num_threads(slot.threads)
+
+
+def _main(cmd: list[str]) -> int:
+    """``miniseries.cli.main`` as a process would run it: exit code, SystemExit included."""
+    from miniseries.cli import main
+
+    try:
+        return int(main(cmd) or 0)
+    except SystemExit as e:  # argparse errors, --help
+        if e.code is None or isinstance(e.code, int):
+            return e.code or 0
+        print(e.code, file=sys.stderr)
+        return 1
+
+
+class Proc(_Logs):
+    """A local subprocess (inheriting the run's lock) or a submitit job, polled the same way."""
+
+    def __init__(self, argv, slot: Slot, run_dir: Path, name: str, lock_fd: int, executor):
+        super().__init__(run_dir, name)
+        self.job = self.popen = None
+        out_path, err_path = str(self.stdout_path), str(self.stderr_path)
+        if executor is not None:
+            self.job = executor.submit(_job, argv, slot.env(), out_path, err_path)
+            return
+        with open(out_path, "ab") as out, open(err_path, "ab") as err:
+            self.popen = subprocess.Popen(
+                argv, stdout=out, stderr=err, env=os.environ | slot.env(), pass_fds=(lock_fd,),
+                preexec_fn=_die_with_parent_fn(), stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+
+    def poll(self) -> int | None:
+        if self.popen is not None:
+            return self.popen.poll()
+        if not self.job.done():
+            return None
+        try:
+            return int(self.job.result())
+        except Exception as e:  # the job itself failed (cancelled, node died, ...)
+            with open(self.stderr_path, "a") as f:
+                f.write(f"submitit job {self.job.job_id} failed: {e}\n")
+            return 1
+
+    def stop(self) -> None:
+        if self.popen is not None:
+            self.popen.terminate()
+            self.popen.wait()
+        else:
+            self.job.cancel(check=False)
+
+
+def _die_with_parent_fn():
+    """preexec_fn: the child gets SIGTERM when the sweep dies (Linux); elsewhere nothing."""
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def preexec():
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the sweep died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+def _job(argv, env, stdout, stderr) -> int:
+    """What a Slurm (submitit) job runs: the same train command, on the node."""
+    with open(stdout, "ab") as out, open(stderr, "ab") as err:
+        return subprocess.run(argv, stdout=out, stderr=err, env=os.environ | env).returncode
+
+
+def slurm_executor(project: Path, nproc: int, log):
+    try:
+        import submitit
+    except ImportError:
+        raise UserError(
+            "the slurm executor needs submitit: pip install 'miniseries[slurm]' (or submitit)"
+        ) from None
+    ex = submitit.AutoExecutor(folder=str(project / "slurm"))
+    if ex.cluster != "slurm":
+        log(f"note: no Slurm here; submitit runs each job on this machine ({ex.cluster})")
+    ex.update_parameters(timeout_min=24 * 60, gpus_per_node=nproc, tasks_per_node=1)
+    return ex
