@@ -23,7 +23,10 @@ def load_run(run_dir: str, device: str = "cpu"):
     try:
         state = torch.load(run / CHECKPOINT, map_location=device, weights_only=True)
     except Exception as e:
-        raise UserError(f"checkpoint {run / CHECKPOINT} cannot be loaded safely ({e})") from e
+        raise UserError(
+            f"checkpoint {run / CHECKPOINT} cannot be loaded safely ({type(e).__name__}: it is "
+            "damaged, or holds more than weights, e.g. code to run); use a checkpoint you trust"
+        ) from e
     if state.get("model_config") != model_cfg.to_dict():
         raise UserError(f"checkpoint {run / CHECKPOINT} does not match {run / CONFIG}")
     model = GPT(model_cfg).to(device)

@@ -142,9 +142,7 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
         log(f"\n== fitted tokens:params ratio ({cfg.convention}): {ratio:.2f}")
     else:
         ratio = get_preset(cfg.preset).ratio
-        log(
-            f"\n== no usable tokens:params ratio from the fit (see the report); using {ratio}"
-        )
+        log(f"\n== no usable tokens:params ratio from the fit (see the report); using {ratio}")
 
     t = time.time()
     log(f"== miniseries: depths {_fmt(cfg.series_depths)} at ratio {ratio:.2f}")

@@ -96,6 +96,9 @@ def runs_from_csv(path: str | os.PathLike, convention: str = "total") -> list[Ru
             rows = list(csv.DictReader(f))
     except FileNotFoundError:
         raise UserError(f"no such runs file: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:  # a folder, no permission, not text
+        reason = getattr(e, "strerror", None) or "not UTF-8 text"
+        raise UserError(f"cannot read runs file {path} ({reason}); give a CSV file") from None
     if not rows:
         raise UserError(f"{path}: no runs (need a header line and one line per run)")
     columns = {(c or "").strip().lower(): c for c in rows[0]}

@@ -203,7 +203,9 @@ def write_report(project, out=None, n_bootstrap=1000, convention=None, hardware=
     if n_bootstrap < 0:
         raise UserError(f"bootstrap resamples must be >= 0 (0 skips intervals), got {n_bootstrap}")
     study = load_study(project)
-    conv = check_convention(convention) if convention else default_convention(study.runs)
+    conv = (
+        check_convention(convention) if convention is not None else default_convention(study.runs)
+    )
     have = conventions_available(study.done("isoflop"))
     if have and conv not in have:
         if convention:

@@ -242,10 +242,15 @@ class Store:
         self._depth = 1
         try:
             yield self
-        except BaseException:
+        except BaseException as e:
             self._depth = 0
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
+            if isinstance(e, sqlite3.OperationalError) and ("full" in str(e) or "I/O" in str(e)):
+                raise UserError(
+                    f"cannot write {self.path} ({e}: a full disk?); nothing of this write was "
+                    "saved and the store is intact: free disk space and rerun"
+                ) from None
             raise
         self._depth = 0
         self.db.execute("COMMIT")

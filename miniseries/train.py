@@ -120,6 +120,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, progress: bool = True):
         from miniseries.data.loader import TrainLoader, val_rows
+        from miniseries.memory import check_fits, estimate
         from miniseries.model import GPT
         from miniseries.optim import OptimConfig, build_optimizers
         from miniseries.tokenizer import Tokenizer
@@ -135,6 +136,12 @@ class Trainer:
         self.out = Path(cfg.out)
         self.tokenizer = Tokenizer.load(cfg.tokenizer, vocab_size=preset.vocab_size)
         self.model_cfg = preset.model_config(cfg.depth)
+        self.rows, self.accum = grad_accum_steps(preset, self.world)
+        check_fits(  # fail before allocating anything, with the estimate
+            estimate(self.model_cfg, self.rows, preset.seq_len, cfg.optimizer),
+            device=self.device,
+            what=f"d{cfg.depth}",
+        )
         torch.manual_seed(cfg.seed)
         self.model = GPT(self.model_cfg).to(self.device)
         self.forward = torch.compile(self.model) if cfg.compile else self.model
@@ -148,7 +155,6 @@ class Trainer:
         )
         self.ocfg = ocfg
         self.optimizers = build_optimizers(self.model, ocfg)
-        self.rows, self.accum = grad_accum_steps(preset, self.world)
         self.loader = TrainLoader(
             cfg.data,
             self.rows,
@@ -190,16 +196,18 @@ class Trainer:
         path = self.out / CHECKPOINT
         tmp = path.with_name(f".{CHECKPOINT}.tmp{os.getpid()}")
         try:
-            torch.save(self.state(), tmp)
-            with open(tmp, "rb") as f:
+            with open(tmp, "wb") as f:
+                torch.save(self.state(), f)
+                f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-        except OSError as e:
+        except (OSError, RuntimeError) as e:  # a full disk surfaces from torch as RuntimeError
             tmp.unlink(missing_ok=True)
+            reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
             raise UserError(
-                f"could not write checkpoint {path} ({e.strerror}); the previous checkpoint is "
-                "intact — free disk space and rerun with --resume"
-            ) from e
+                f"could not write checkpoint {path} ({reason}); the previous checkpoint is "
+                "intact - free disk space and run the same command again to resume"
+            ) from None
 
     def load_checkpoint(self) -> bool:
         path = self.out / CHECKPOINT
@@ -265,6 +273,8 @@ class Trainer:
 
         t_start = time.time()
         self.out.mkdir(parents=True, exist_ok=True)
+        for stale in self.out.glob(f".{CHECKPOINT}.tmp*"):  # a write killed before its rename
+            stale.unlink(missing_ok=True)
         resumed = self.load_checkpoint()
         if self.rank == 0:
             self._write_config()

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from miniseries.config import CPU
 from miniseries.data.shards import load_split, read_meta, tokenize_corpus
 from miniseries.errors import UserError
 from miniseries.tokenizer import Tokenizer
@@ -128,6 +129,6 @@ def test_cli_tokenize(tmp_path, monkeypatch, capsys, tok, docs):
     args = parser.parse_args([*argv, "--vocab", "1024"])
     with pytest.raises(UserError, match="vocab 300"):
         args.run(args)
-    args = parser.parse_args(["tokenize", "--corpus", str(corpus)])  # default: cpu vocab 1024
-    with pytest.raises(UserError, match=r"no tokenizer at .*corpus-1024"):
+    args = parser.parse_args(["tokenize", "--corpus", str(corpus)])  # default: the cpu vocab
+    with pytest.raises(UserError, match=rf"no tokenizer at .*corpus-{CPU.vocab_size}"):
         args.run(args)

@@ -17,6 +17,45 @@ def positive_float(text: str) -> float:
     return value
 
 
+def finite_float(text: str) -> float:
+    """argparse type for any finite number (exponents, shifts): 'nan' and 'inf' are refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _int(text: str, least: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts that must be at least 1 (steps, evals, workers)."""
+    return _int(text, 1, "a positive integer")
+
+
+def nonneg_int(text: str) -> int:
+    """argparse type for counts and seeds where 0 is allowed."""
+    return _int(text, 0, "an integer >= 0")
+
+
+def check_device(name: str) -> str:
+    """auto | cpu | mps | cuda | cuda:N; anything else is a UserError (torch would traceback)."""
+    base, _, index = name.partition(":")
+    if name in ("auto", "cpu", "mps", "cuda") or (base == "cuda" and index.isdigit()):
+        return name
+    raise UserError(f"unknown device {name!r}; choose auto, cpu, cuda, cuda:N or mps")
+
+
 def float_list(text: str) -> list[float]:
     """'1e12,3e12,1e13' -> [1e12, 3e12, 1e13] (each positive)."""
     return [positive_float(t.strip()) for t in text.split(",") if t.strip()]
@@ -98,7 +137,13 @@ def preset_from_args(args: argparse.Namespace):
         raise UserError(
             f"--vocab-size must be at least 257 (256 bytes + BOS), got {args.vocab_size}"
         )
-    return preset.with_overrides(**overrides)
+    preset = preset.with_overrides(**overrides)
+    if preset.batch_tokens % preset.seq_len:
+        raise UserError(
+            f"--batch-tokens {preset.batch_tokens} must be a multiple of seq_len "
+            f"{preset.seq_len} (whole rows per step), e.g. {preset.seq_len * 8}"
+        )
+    return preset
 
 
 def fmt_count(n: float) -> str:

@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from miniseries.cli.common import check_device
 from miniseries.errors import UserError
 
 EPILOG = """\
@@ -88,8 +89,10 @@ def run(args) -> int:
         raise UserError(f"--max-per-task must be at least 1, got {args.max_per_task}")
     if bool(args.hf) == bool(args.target):
         raise UserError("give either a RUN_DIR or --hf MODEL (or the word build-bundle)")
+    if args.target and not Path(args.target).is_dir():  # before fetching or building a bundle
+        raise UserError(f"run folder {args.target} not found (give the folder of a trained run)")
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
-    device = _device(args.device)
+    device = _device(check_device(args.device) if args.device else None)
     if args.bundle == "online":
         bundle_dir = bundle_mod.online_bundle(args.url or bundle_mod.DEFAULT_URL, log=log)
     else:

@@ -5,7 +5,7 @@
 
 import argparse
 
-from miniseries.cli.common import positive_float
+from miniseries.cli.common import nonneg_int, positive_float, positive_int
 from miniseries.cli.tokenize import add_tokenize
 
 SOURCES = ("offline", "fineweb-edu", "climbmix", "local")
@@ -43,10 +43,12 @@ def _add_build(sub) -> None:
     p.add_argument("path", nargs="?", help="folder of .txt/.jsonl/.parquet files (--source local)")
     p.add_argument("--out", help="corpus folder (default: <cache>/corpus/<source>)")
     p.add_argument("--max-mb", type=positive_float, help="cap the text at N MB (offline, local)")
-    p.add_argument("--shards", type=int, help="shards to fetch (fineweb-edu, climbmix; default 2)")
+    p.add_argument(
+        "--shards", type=positive_int, help="shards to fetch (fineweb-edu, climbmix; default 2)"
+    )
     p.add_argument("--base-url", help="URL folder of shard_00000.parquet, ... (or a {i} template)")
-    p.add_argument("--workers", type=int, default=4, help="parallel downloads (default 4)")
-    p.add_argument("--seed", type=int, default=0, help="shuffle seed (default 0)")
+    p.add_argument("--workers", type=positive_int, default=4, help="parallel downloads (default 4)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="shuffle seed (default 0)")
     p.add_argument("--force", action="store_true", help="rebuild even if a finished corpus exists")
     p.set_defaults(run=run_build)
 

@@ -20,9 +20,15 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from miniseries.errors import UserError
     from miniseries.store import open_store
 
     with open_store(args.project, create=False) as store:
-        n = store.export_csv(args.csv, table=args.table)
+        try:
+            n = store.export_csv(args.csv, table=args.table)
+        except OSError as e:
+            raise UserError(
+                f"cannot write {args.csv} ({e.strerror}); give a file path in a writable folder"
+            ) from None
     print(f"wrote {n} {args.table} row{'s' if n != 1 else ''} to {args.csv}")
     return 0

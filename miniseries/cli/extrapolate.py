@@ -3,7 +3,7 @@
 import argparse
 import math
 
-from miniseries.cli.common import float_list, positive_float
+from miniseries.cli.common import float_list, nonneg_int, positive_float
 
 HELP = """\
 Examples:
@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
     p.add_argument("--budgets", type=float_list, help="bpb-only table: FLOPs budgets to show")
     p.add_argument("--bpb-targets", type=float_list, default=(), help="bpb-only: bpb to reach")
     p.add_argument("--n-boot", type=int, default=200, help="bootstrap refits (default 200)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="bootstrap seed")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print JSON")
     out.add_argument("--csv", action="store_true", help="print CSV rows")
@@ -45,13 +45,22 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from miniseries.calibrate import CoreFit, fit_series
+    from miniseries.config import check_convention
+    from miniseries.errors import UserError
     from miniseries.extrapolate import DEFAULT_BUDGETS, Hardware, extrapolation_table
 
+    check_convention(args.convention)
+    if args.n_boot < 0:
+        raise UserError(f"--n-boot must be >= 0 (0 skips intervals), got {args.n_boot}")
     series = _read_csv(args.from_csv) if args.from_csv else None
     hardware = Hardware(args.gpus, args.peak_flops, _mfu(args.mfu, series), args.gpu_hour_usd)
     chance = None
     if series is None:
         a, k = _numbers(args.core_law, 2, "--core-law", "A,k (e.g. 3.7555,0.0344)")
+        if a <= 0 or k <= 0:  # k <= 0: CORE never rises with compute, so no target is reachable
+            raise UserError(
+                f"--core-law: A and k must be positive (e.g. 3.7555,0.0344), got {a},{k}"
+            )
         core_fit, bpb_fit = CoreFit.from_law(a, k), None
     else:
         fit = fit_series(

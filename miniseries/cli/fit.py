@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 
-from miniseries.cli.common import float_list
+from miniseries.cli.common import float_list, nonneg_int
 
 HELP = """\
 Fits both routes to the compute-optimal allocation on the runs in a CSV:
@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
         "--drop-worst", type=int, default=0, metavar="K", help="drop the K highest-loss runs"
     )
     p.add_argument("--bootstrap", type=int, default=1000, metavar="B", help="bootstrap resamples")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="bootstrap seed")
     p.add_argument("--predict", type=float_list, metavar="C[,C...]", help="budgets to predict at")
     p.add_argument("--plots", metavar="DIR", help="write isoflop.png and optima.png here")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")

@@ -37,9 +37,17 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from miniseries.errors import UserError
     from miniseries.report import write_report
 
-    report = write_report(args.project, args.out, args.bootstrap, args.convention)
+    try:
+        report = write_report(args.project, args.out, args.bootstrap, args.convention)
+    except OSError as e:
+        where = args.out or args.project
+        raise UserError(
+            f"cannot write the report into {where} ({e.strerror}: {e.filename}); "
+            "give a writable folder with --out"
+        ) from None
     print(f"wrote {report.md_path}")
     print(f"wrote {report.html_path}")
     for line in report.headline:

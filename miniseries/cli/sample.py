@@ -13,8 +13,15 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from miniseries.checkpoint import load_run
+    import math
 
+    from miniseries.checkpoint import load_run
+    from miniseries.cli.common import require
+
+    require(args.tokens >= 0, f"--tokens must be >= 0, got {args.tokens}")
+    require(args.top_k >= 1, f"--top-k must be at least 1, got {args.top_k}")
+    t = args.temperature
+    require(math.isfinite(t) and t >= 0, f"--temperature must be >= 0 (0: greedy), got {t}")
     model, tokenizer = load_run(args.run_dir)
     ids = [tokenizer.bos_id] + tokenizer.encode(args.prompt)
     out = model.generate(ids, args.tokens, args.temperature, args.top_k, args.seed)

@@ -6,7 +6,14 @@ execute (project, workers, GPUs, Slurm, CORE, fail-fast).
 
 import argparse
 
-from miniseries.cli.common import add_preset_args, float_list, int_range, positive_float
+from miniseries.cli.common import (
+    add_preset_args,
+    float_list,
+    int_range,
+    nonneg_int,
+    positive_float,
+    positive_int,
+)
 
 HELP = """\
 Train each depth for exactly the tokens each FLOPs budget buys (whole optimizer steps), one run
@@ -30,7 +37,9 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--flops", type=float_list, required=True, metavar="C[,C...]", help="budgets")
     p.add_argument("--depths", type=int_range, help="e.g. 1-6 or 2,4,6 (default: the preset's)")
-    p.add_argument("--min-steps", type=int, help="skip runs shorter than this (preset default)")
+    p.add_argument(
+        "--min-steps", type=nonneg_int, help="skip runs shorter than this (preset default)"
+    )
     add_run_args(p)
     add_exec_args(p)
     p.set_defaults(run=run)
@@ -41,12 +50,12 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="token shards folder (default: the offline corpus, tokenized)")
     p.add_argument("--tokenizer", help="tokenizer folder (default: matches --data)")
     p.add_argument("--convention", help="params a ratio counts: total | kaplan | matrices")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--optimizer", choices=("muon", "adamw"), default="muon")
     p.add_argument("--lr-mult", type=positive_float, default=1.0, help="scale every LR")
     p.add_argument("--matrix-lr-mult", type=positive_float, default=1.0, help="scale Muon LR")
     p.add_argument("--adam-lr-mult", type=positive_float, default=1.0, help="scale AdamW LRs")
-    p.add_argument("--evals", type=int, default=10, help="validation evaluations per run")
+    p.add_argument("--evals", type=positive_int, default=10, help="validation evaluations per run")
     p.add_argument("--compile", action="store_true", help="torch.compile each model")
     add_preset_args(p)
 
@@ -56,13 +65,15 @@ def add_exec_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("execution")
     g.add_argument("--project", default=".", help="project directory (default: .)")
     g.add_argument("--study", help="a label for these runs in the store")
-    g.add_argument("--workers", type=int, default=1, help="runs at once (CPU: cores split N ways)")
-    g.add_argument("--nproc", type=int, default=1, help="GPUs per run, through torchrun")
+    g.add_argument(
+        "--workers", type=positive_int, default=1, help="runs at once (CPU: cores split N ways)"
+    )
+    g.add_argument("--nproc", type=positive_int, default=1, help="GPUs per run, through torchrun")
     g.add_argument("--executor", choices=("local", "slurm"), default="local")
     g.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
     g.add_argument(
         "--core",
-        type=int,
+        type=positive_int,
         nargs="?",
         const=200,
         metavar="N",

@@ -2,7 +2,13 @@
 
 import argparse
 
-from miniseries.cli.common import add_preset_args, positive_float
+from miniseries.cli.common import (
+    add_preset_args,
+    finite_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+)
 
 HELP = """\
 Train depth D of the family for a horizon set by exactly one of:
@@ -30,24 +36,24 @@ def add_parser(sub) -> None:
     h = p.add_argument_group("horizon (one of)")
     h.add_argument("--ratio", type=positive_float, help="tokens:params ratio")
     h.add_argument("--flops", type=positive_float, help="FLOPs budget")
-    h.add_argument("--steps", type=int, help="optimizer steps")
+    h.add_argument("--steps", type=positive_int, help="optimizer steps")
     p.add_argument("--convention", help="params the ratio counts: total | kaplan | matrices")
     p.add_argument("--data", help="token shards folder (default: the offline corpus, tokenized)")
     p.add_argument("--tokenizer", help="tokenizer folder (default: matches --data)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--optimizer", choices=("muon", "adamw"), default="muon")
     p.add_argument("--lr-mult", type=positive_float, default=1.0, help="scale every LR")
     p.add_argument("--matrix-lr-mult", type=positive_float, default=1.0, help="scale Muon LR")
     p.add_argument("--adam-lr-mult", type=positive_float, default=1.0, help="scale AdamW LRs")
     p.add_argument(
         "--lr-width-exponent",
-        type=float,
+        type=finite_float,
         default=-0.5,
         help="AdamW LRs scale as (d_model/768)^this (-0.5, nanochat's rule; change only to "
         "see what a mis-scaled family does)",
     )
-    p.add_argument("--evals", type=int, default=10, help="validation evaluations per run")
-    p.add_argument("--checkpoint-every", type=int, default=0, help="steps (0: at each eval)")
+    p.add_argument("--evals", type=positive_int, default=10, help="validation evaluations per run")
+    p.add_argument("--checkpoint-every", type=nonneg_int, default=0, help="steps (0: at each eval)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     p.add_argument("--fresh", action="store_true", help="fail instead of resuming a checkpoint")
@@ -91,11 +97,19 @@ def config_from_args(args):
 def run(args) -> int:
     from pathlib import Path
 
+    from miniseries.cli.common import check_device
     from miniseries.errors import UserError
     from miniseries.train import CHECKPOINT, train
 
+    check_device(args.device)
     cfg = config_from_args(args)
     cfg.plan()  # horizon errors before anything is built
+    try:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(
+            f"cannot create run folder {args.out} ({e.strerror}); pick another --out"
+        ) from None
     if args.fresh and (Path(args.out) / CHECKPOINT).exists():
         raise UserError(f"{args.out} already has a checkpoint; drop --fresh to resume it")
     s = train(cfg, progress=not args.quiet)

@@ -8,6 +8,8 @@ column before ``os.replace`` moves it into place, so a good shard is never overw
 one. Only the standard library's urllib is used.
 """
 
+import hashlib
+import http.client
 import os
 import re
 import time
@@ -117,8 +119,12 @@ def download_file(
     retries: int = 5,
     backoff: float = 1.0,
     timeout: float = 60.0,
+    sha256: str | None = None,
 ) -> int:
     """Download ``url`` to ``dest`` (resumable, verified); return its row count.
+
+    With ``sha256`` (the expected hex digest, when the source publishes one) a file whose hash
+    differs is deleted and never used, and a ``dest`` already in place must match it too.
 
     A ``dest`` that already verifies is kept as is. Network errors and 5xx answers are retried
     ``retries`` times with exponential backoff (capped at 30 s); a 404 or a file that is not
@@ -127,6 +133,7 @@ def download_file(
     dest = Path(dest)
     if dest.exists():
         try:
+            _check_sha256(dest, sha256, url)
             return verify_parquet(dest, url)
         except DownloadError:
             pass  # a bad file in place: fetch again; it is only replaced by a verified one
@@ -144,14 +151,15 @@ def download_file(
                 ) from None
             last = f"HTTP {e.code} {e.reason}"
             continue
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
-            last = str(getattr(e, "reason", e))
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as e:
+            last = str(getattr(e, "reason", e)) or type(e).__name__  # e.g. IncompleteRead
             continue
         size = part.stat().st_size
         if total is not None and size != total:
             last = f"got {size} of {total} bytes"
             continue  # resume on the next attempt
         try:
+            _check_sha256(part, sha256, url)
             rows = verify_parquet(part, url)
         except DownloadError:
             part.unlink(missing_ok=True)
@@ -159,6 +167,20 @@ def download_file(
         os.replace(part, dest)
         return rows
     raise DownloadError(f"{url}: failed after {retries + 1} attempts ({last}); rerun to resume")
+
+
+def _check_sha256(path: Path, expected: str | None, url: str) -> None:
+    if expected is None:
+        return
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    if h.hexdigest() != expected.lower():
+        raise DownloadError(
+            f"{url}: sha256 {h.hexdigest()[:16]}... does not match the expected "
+            f"{expected[:16]}...; the file was discarded (check the URL or the source)"
+        )
 
 
 def download_shards(

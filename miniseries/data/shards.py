@@ -58,10 +58,18 @@ def corpus_fingerprint(corpus_dir: str | os.PathLike) -> str:
     return h.hexdigest()[:16]
 
 
-def corpus_rows(corpus_dir: str | os.PathLike) -> int:
+def _open_shard(f: Path):
+    """A corpus shard as a ParquetFile; a damaged one is a UserError naming it."""
     import pyarrow.parquet as pq
 
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in corpus_files(corpus_dir))
+    try:
+        return pq.ParquetFile(f)
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise UserError(f"cannot read corpus shard {f} ({e}); rebuild the corpus") from None
+
+
+def corpus_rows(corpus_dir: str | os.PathLike) -> int:
+    return sum(_open_shard(f).metadata.num_rows for f in corpus_files(corpus_dir))
 
 
 def iter_texts(corpus_dir: str | os.PathLike, batch_size: int = READ_BATCH) -> Iterator[list[str]]:

