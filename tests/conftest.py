@@ -14,9 +14,10 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test gets a private data cache, so nothing reads or writes ~/.cache/miniseries."""
-    cache = tmp_path_factory.getbasetemp() / "cache"
+def _isolated_cache(tmp_path, monkeypatch):
+    """Every test gets a private data cache, so nothing reads or writes ~/.cache/miniseries and
+    no test sees what another left behind."""
+    cache = tmp_path / "_cache"
     monkeypatch.setenv("MINISERIES_CACHE", str(cache))
     monkeypatch.setenv("MINISERIES_NO_PEAK", "1")  # don't spend a second measuring CPU peaks
 
