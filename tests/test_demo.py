@@ -19,7 +19,7 @@ def test_small_demo_end_to_end(tiny_data, tmp_path):
         project=str(tmp_path / "demo"),
         fit_budgets=(1e9, 2e9, 4e9),
         heldout_budget=8e9,
-        fit_depths=(1, 2, 3, 4),
+        fit_depths=((1, 2, 3, 4),) * 3,
         heldout_depths=(1, 2, 3, 4),
         series_depths=(1, 2, 3),
         core_cap=None,

@@ -33,7 +33,9 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--budgets", type=float_list, help="fitted budgets (default 2e11,3e11,4.5e11)")
     p.add_argument("--heldout", type=positive_float, help="held-out budget (default 7e11)")
-    p.add_argument("--depths", type=int_range, help="depths for the fitted budgets (1-5)")
+    p.add_argument(
+        "--depths", type=int_range, help="depths at every fitted budget (default 1-5, 1-5, 2-6)"
+    )
     p.add_argument("--heldout-depths", type=int_range, help="depths at the held-out budget (2-6)")
     p.add_argument("--series-depths", type=int_range, help="miniseries depths (default 1-5)")
     p.add_argument(
@@ -63,7 +65,7 @@ def run(args) -> int:
         workers=args.workers,
         fit_budgets=tuple(args.budgets or d.fit_budgets),
         heldout_budget=args.heldout or d.heldout_budget,
-        fit_depths=tuple(args.depths or d.fit_depths),
+        fit_depths=_windows(args, d),
         heldout_depths=tuple(args.heldout_depths or d.heldout_depths),
         series_depths=tuple(args.series_depths or d.series_depths),
         core_cap=None if args.no_core else args.core,
@@ -72,3 +74,13 @@ def run(args) -> int:
     )
     run_demo(cfg)
     return 0
+
+
+def _windows(args, d) -> tuple:
+    """Depth windows per fitted budget: --depths for all of them, else the defaults (which
+    belong to the default budgets; other budgets get the preset family's first six depths)."""
+    if args.depths:
+        return (tuple(args.depths),) * len(args.budgets or d.fit_budgets)
+    if args.budgets:
+        return (tuple(range(1, 7)),) * len(args.budgets)
+    return d.fit_depths
