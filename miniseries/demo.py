@@ -38,8 +38,8 @@ class DemoConfig:
     convention: str = "total"
     workers: int = 2
     core_cap: int | None = 50  # CORE-20 examples per task (None: no CORE)
-    sweep_evals: int = 4
-    series_evals: int = 8
+    sweep_evals: int = 3
+    series_evals: int = 6
     n_bootstrap: int = 1000
     min_steps: int | None = None  # skip shorter runs (None: the preset's)
     data: str | None = None  # token shards; None: build the offline corpus and tokenize it

@@ -15,13 +15,19 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter, NullFormatter
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from miniseries.crossing import Curve
 from miniseries.laws import ScalingFit, n_label
 from miniseries.paths import atomic_write_bytes
 
 DPI = 120
+
+
+def sparse_log_ticks(axis) -> None:
+    """Minor ticks at 2x and 5x each power of ten only: on short log ranges every minor tick gets
+    a label, and 3x/4x labels run into each other."""
+    axis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
 
 
 def _figure(width=7.0, height=4.8):
@@ -70,6 +76,7 @@ def plot_isoflop(
                 zorder=4,
             )
     ax.set_xscale("log")
+    sparse_log_ticks(ax.xaxis)
     ax.set_xlabel(n_label(fit.convention))
     ax.set_ylabel(ylabel)
     flagged = sum(not v.usable for v in vs)
@@ -117,6 +124,7 @@ def plot_optima(fit: ScalingFit, path: str | os.PathLike) -> Path:
             band = 10 ** np.percentile(boot, [5, 95], axis=0)
             ax.fill_between(grid, band[0], band[1], color=color, alpha=0.2, lw=0)
     ax.set_xscale("log")
+    sparse_log_ticks(ax.xaxis)
     ax.set_yscale("log")
     ax.set_xlabel("compute budget C (FLOPs)")
     ax.set_ylabel("parameters / tokens at the optimum")
@@ -148,6 +156,7 @@ def plot_curves(
         color = cmap(0.85 * i / max(1, len(curves) - 1))
         ax.plot(c.flops, c.loss, color=color, lw=1.4, label=c.name)
     ax.set_xscale("log")
+    sparse_log_ticks(ax.xaxis)
     ax.set_xlabel("training compute (FLOPs)")
     ax.set_ylabel(ylabel)
     ax.set_title(f"training curves of {len(curves)} runs")
@@ -187,7 +196,7 @@ def plot_series(
             label="CORE (higher is better)",
         )
         ax2.set_ylabel("CORE", color="tab:red")
-    ax.xaxis.set_minor_formatter(NullFormatter())  # minor tick labels collide on short ranges
+    sparse_log_ticks(ax.xaxis)
     ax.set_title(f"miniseries: {len(curves)} runs")
     ax.grid(True, which="both", alpha=0.25)
     fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8)

@@ -268,7 +268,7 @@ def plot_budget_curves(items: list, path: Path) -> Path:
     from matplotlib.colors import LogNorm
     from matplotlib.figure import Figure
 
-    from miniseries.plots import _save
+    from miniseries.plots import _save, sparse_log_ticks
 
     fig = Figure(figsize=(7.0, 4.8), dpi=120, layout="constrained")
     FigureCanvasAgg(fig)
@@ -281,6 +281,7 @@ def plot_budget_curves(items: list, path: Path) -> Path:
         ax.plot(c.flops, c.loss, color=cmap(norm(b)), lw=1.1, alpha=0.85)
         ax.scatter([c.flops[-1]], [c.loss[-1]], color=cmap(norm(b)), s=10, zorder=3)
     ax.set_xscale("log")
+    sparse_log_ticks(ax.xaxis)
     ax.set_xlabel("training compute so far (FLOPs)")
     ax.set_ylabel("validation bpb")
     n_b = len(set(budgets))
