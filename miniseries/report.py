@@ -325,7 +325,8 @@ def laws_section(ctx: Context) -> Section:
     s.table(*rh.vertex_table(fit))
     s.p(
         "N* = k·C^a and D* = k'·C^b across budgets, refitted under **each** parameter-count "
-        "convention (the exponents barely move; the ratio depends strongly on what is counted)."
+        "convention: the ratio depends strongly on what is counted, and at small scale, where "
+        "embeddings are much of a model, so do the exponents."
     )
     s.table(*rh.laws_table(ctx.fits, conv))
     if fit.n_law is not None:
