@@ -70,6 +70,12 @@ def add_exec_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--nproc", type=positive_int, default=1, help="GPUs per run, through torchrun")
     g.add_argument("--executor", choices=("local", "slurm"), default="local")
+    g.add_argument(
+        "--launcher",
+        choices=("auto", "fork", "spawn"),
+        default="auto",
+        help="start runs by forking a preloaded process (CPU, fast) or a new python each (auto)",
+    )
     g.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
     g.add_argument(
         "--core",
@@ -155,6 +161,7 @@ def execute_from_args(args, specs) -> list[dict] | None:
         core=args.core,
         executor=args.executor,
         nproc=args.nproc,
+        launcher=getattr(args, "launcher", "auto"),
     )
 
 
