@@ -90,8 +90,9 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
     from miniseries.cli.fit import FIT_KIND, fit_record
     from miniseries.config import get_preset
     from miniseries.laws import fit_laws
-    from miniseries.report import held_out_prediction, measured_optimum, runs_for_fit, write_report
+    from miniseries.report import write_report
     from miniseries.store import open_store
+    from miniseries.study import held_out_prediction, measured_optimum, runs_for_fit
     from miniseries.sweep import execute, isoflop_specs, series_specs
 
     if cfg.heldout_budget <= max(cfg.fit_budgets):
