@@ -26,11 +26,8 @@ import os
 import sys
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from miniseries.cli.common import PRESET_FIELDS
-from miniseries.config import get_preset
 from miniseries.errors import UserError
 from miniseries.launch import (
     Slot,
@@ -43,167 +40,20 @@ from miniseries.launch import (
     slurm_executor,
 )
 from miniseries.paths import atomic_write_text, runs_dir
-from miniseries.plan import Plan, plan_for_depth, plan_for_steps, plan_isoflop
-from miniseries.store import Store, now, open_store, run_id
+from miniseries.runspec import (  # noqa: F401 (callers import the specs from here too)
+    RunSpec,
+    isoflop_specs,
+    series_specs,
+)
+from miniseries.store import Store, now, open_store
 
 CURVE_POINTS = 200  # train-loss points kept per run (every val_bpb point is kept)
 DEFAULT_CORE_CAP = 200  # --core without a number: examples per task
 POLL_S = 0.2
-NOT_IDENTITY = ("threads",)  # overrides that change speed, not the result
-# Run-time estimate for longest-first scheduling: steps x (STEP_S + FLOPs per step / PEAK_FLOPS).
-# STEP_S is the fixed cost of a tiny step (Python, optimizer, logging), PEAK_FLOPS a CPU's fp32
-# rate in practice; only the order of runs depends on them, so rough values do.
-STEP_S = 5e-3
-PEAK_FLOPS = 30e9
 
 
 class SweepFailed(UserError):
     """A run failed and --fail-fast stopped the sweep."""
-
-
-# ---------------------------------------------------------------------------------------------
-# What to run
-
-
-@dataclass
-class RunSpec:
-    """One training run. ``steps`` is the horizon (sweeps resolve budgets and ratios to steps)."""
-
-    depth: int
-    steps: int
-    data: str
-    tokenizer: str
-    preset: str = "cpu"
-    overrides: dict = field(default_factory=dict)  # Preset fields: vocab_size, seq_len, ...
-    seed: int = 0
-    optimizer: str = "muon"
-    lr_mult: float = 1.0
-    matrix_lr_mult: float = 1.0
-    adam_lr_mult: float = 1.0
-    lr_width_exponent: float = -0.5  # AdamW lrs x (d_model/768)^this (other values: planted bug)
-    evals: int = 10
-    compile: bool = False
-    convention: str | None = None  # which params `ratio` counts (a label, not the result)
-    kind: str = "single"  # isoflop | series | one_knob | lr_sweep | single
-    study: str | None = None
-    budget: float | None = None  # the FLOPs budget it was planned for, if any
-
-    def __post_init__(self):
-        unknown = set(self.overrides) - set(PRESET_FIELDS)
-        if unknown:
-            raise UserError(
-                f"unknown preset override(s) {sorted(unknown)}; choose from {PRESET_FIELDS}"
-            )
-        self.data, self.tokenizer = (
-            str(Path(self.data).resolve()),
-            str(Path(self.tokenizer).resolve()),
-        )
-
-    def identity(self) -> dict:
-        """Everything that determines the result, and nothing else (not kind, study, workers)."""
-        d = asdict(self)
-        for k in ("convention", "kind", "study", "budget"):
-            d.pop(k)
-        if self.lr_width_exponent == -0.5:  # the default keeps the ids runs had before the field
-            d.pop("lr_width_exponent")
-        d["overrides"] = {k: v for k, v in self.overrides.items() if k not in NOT_IDENTITY}
-        return d
-
-    @property
-    def run_id(self) -> str:
-        return run_id(self.identity())
-
-    def plan(self) -> Plan:
-        preset = get_preset(self.preset).with_overrides(**self.overrides)
-        return plan_for_steps(self.depth, self.steps, preset, self.convention)
-
-    def argv(self, out: str | os.PathLike, threads: int | None = None) -> list[str]:
-        """``miniseries train`` arguments for this run (without the python / torchrun prefix)."""
-        args = ["train", "--depth", str(self.depth), "--steps", str(self.steps), "--out", str(out)]
-        args += ["--data", self.data, "--tokenizer", self.tokenizer, "--preset", self.preset]
-        args += ["--seed", str(self.seed), "--optimizer", self.optimizer]
-        args += ["--evals", str(self.evals)]
-        args += ["--lr-mult", repr(self.lr_mult), "--matrix-lr-mult", repr(self.matrix_lr_mult)]
-        args += ["--adam-lr-mult", repr(self.adam_lr_mult), "--quiet"]
-        args += ["--lr-width-exponent", repr(self.lr_width_exponent)]
-        if self.convention:
-            args += ["--convention", self.convention]
-        if self.compile:
-            args.append("--compile")
-        overrides = dict(self.overrides)
-        if threads and "threads" not in overrides:
-            overrides["threads"] = threads
-        for k, v in sorted(overrides.items()):
-            args += [f"--{k.replace('_', '-')}", str(v)]
-        return args
-
-    def estimated_s(self) -> float:
-        """Rough wall time of training this run on a CPU (see STEP_S); used only to order runs."""
-        plan = self.plan()
-        step_flops = plan.flops_per_token * plan.tokens / max(1, plan.steps)
-        return plan.steps * (STEP_S + step_flops / PEAK_FLOPS)
-
-    def label(self) -> str:
-        budget = f" @ {self.budget:.3g}" if self.budget else ""
-        return f"d{self.depth}{budget} ({self.steps} steps, {self.run_id})"
-
-
-def _preset(preset: str, overrides: dict | None):
-    return get_preset(preset).with_overrides(**(overrides or {}))
-
-
-def isoflop_specs(
-    budgets, depths, preset: str = "cpu", *, data: str, tokenizer: str, overrides=None,
-    min_steps: int | None = None, study: str | None = None, log=print, **kw,
-) -> list[RunSpec]:  # fmt: skip
-    """Each depth at each budget for exactly the whole steps the budget buys. Depths whose
-    horizon is under ``min_steps`` (default: the preset's) are skipped with a note."""
-    p = _preset(preset, overrides)
-    min_steps = p.min_steps if min_steps is None else min_steps
-    specs = []
-    for c in budgets:
-        skipped = []
-        for d in depths:
-            plan = plan_isoflop(d, c, p, kw.get("convention"))
-            if plan.steps < min_steps:
-                skipped.append(f"d{d} ({plan.steps})")
-                continue
-            specs.append(_spec(plan, "isoflop", c, preset, data, tokenizer, overrides, study, kw))
-        if skipped:
-            log(
-                f"note: budget {c:.3g}: skipping {', '.join(skipped)}: fewer than {min_steps} "
-                "steps (the preset's min_steps) is too short to mean anything"
-            )
-    return specs
-
-
-def series_specs(
-    depths, ratio: float | None, preset: str = "cpu", *, data: str, tokenizer: str,
-    overrides=None, study: str | None = None, **kw,
-) -> list[RunSpec]:  # fmt: skip
-    """Each depth trained to ratio x params tokens (params counted by ``convention``)."""
-    p = _preset(preset, overrides)
-    return [
-        _spec(
-            plan_for_depth(d, p, ratio, kw.get("convention")),
-            "series",
-            None,
-            preset,
-            data,
-            tokenizer,
-            overrides,
-            study,
-            kw,
-        )  # fmt: skip
-        for d in depths
-    ]
-
-
-def _spec(plan, kind, budget, preset, data, tokenizer, overrides, study, kw) -> RunSpec:
-    return RunSpec(
-        depth=plan.depth, steps=plan.steps, data=data, tokenizer=tokenizer, preset=preset,
-        overrides=dict(overrides or {}), kind=kind, study=study, budget=budget, **kw,
-    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
