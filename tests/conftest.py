@@ -8,9 +8,8 @@ import os
 import sysconfig
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from corpus_helpers import write_corpus  # noqa: F401 (tests import it from here)
 
 
 @pytest.fixture(autouse=True)
@@ -35,13 +34,6 @@ def stdlib_documents(limit_bytes: int = 3_000_000) -> list[str]:
         if total >= limit_bytes:
             break
     return docs
-
-
-def write_corpus(folder: Path, docs: list[str]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"text": docs}), folder / "shard_00000.parquet")
-    (folder / "manifest.json").write_text(f'{{"source": "test", "documents": {len(docs)}}}')
-    return folder
 
 
 @pytest.fixture(scope="session")

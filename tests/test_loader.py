@@ -2,13 +2,13 @@
 
 import io
 import json
-import random
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from corpus_helpers import random_docs
 
 from miniseries.data.loader import Packer, TrainLoader, val_rows
 from miniseries.data.shards import TokenSplit, load_split, tokenize_corpus
@@ -20,8 +20,7 @@ T = 32
 
 
 def make_docs(n, seed=0):
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 60))) for _ in range(n)]
+    return random_docs(WORDS, n, seed, lengths=(1, 60))
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,11 @@
 detection."""
 
 import argparse
-import json
 import random
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from corpus_helpers import random_docs, write_corpus
 
 from miniseries.config import CPU
 from miniseries.data.shards import load_split, read_meta, tokenize_corpus
@@ -19,17 +17,7 @@ WORDS = "the of and to in is was for on that zebra naïve café 日本語 🙂 1
 
 
 def make_docs(n, seed=0):
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 120))) for _ in range(n)]
-
-
-def write_corpus(path, docs, per_shard=50):
-    path.mkdir(parents=True, exist_ok=True)
-    for i in range(0, len(docs), per_shard):
-        table = pa.table({"text": docs[i : i + per_shard]})
-        pq.write_table(table, path / f"shard_{i // per_shard:05d}.parquet")
-    (path / "manifest.json").write_text(json.dumps({"docs": len(docs)}))
-    return path
+    return random_docs(WORDS, n, seed)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +35,7 @@ def texts_of(split, tok):
 
 
 def test_shards_are_lossless_and_bos_prefixed(tmp_path, tok, docs):
-    out = tokenize_corpus(write_corpus(tmp_path / "c", docs), tok, tmp_path / "t", 0.1)
+    out = tokenize_corpus(write_corpus(tmp_path / "c", docs, 50), tok, tmp_path / "t", 0.1)
     train, val = load_split(out, "train"), load_split(out, "val")
     assert train.tokens.dtype == np.uint16
     for split in (train, val):
@@ -80,7 +68,7 @@ def test_val_split_does_not_depend_on_sharding(tmp_path, tok, docs):
 
 
 def test_rerun_is_a_noop_and_change_reruns(tmp_path, tok, docs):
-    corpus = write_corpus(tmp_path / "c", docs)
+    corpus = write_corpus(tmp_path / "c", docs, 50)
     out = tokenize_corpus(corpus, tok, tmp_path / "t", 0.1)
     stamp = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     assert tokenize_corpus(corpus, tok, out, 0.1) == out
@@ -91,7 +79,7 @@ def test_rerun_is_a_noop_and_change_reruns(tmp_path, tok, docs):
 
 
 def test_damaged_shards_are_user_errors(tmp_path, tok, docs):
-    out = tokenize_corpus(write_corpus(tmp_path / "c", docs), tok, tmp_path / "t", 0.1)
+    out = tokenize_corpus(write_corpus(tmp_path / "c", docs, 50), tok, tmp_path / "t", 0.1)
     data = (out / "train.bin").read_bytes()
     (out / "train.bin").write_bytes(data[:-2])
     with pytest.raises(UserError, match=r"train\.bin is truncated"):

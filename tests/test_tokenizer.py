@@ -1,13 +1,10 @@
 """The BPE tokenizer: exact round trips, byte accounting for bpb, save/load, the CLI."""
 
 import argparse
-import json
-import random
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from corpus_helpers import random_docs, write_corpus
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,18 +17,8 @@ WORDS = (
 ).split(" ")
 
 
-def make_docs(n: int, seed: int = 0) -> list[str]:
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 120))) for _ in range(n)]
-
-
-def write_corpus(path, docs, per_shard=50):
-    path.mkdir(parents=True, exist_ok=True)
-    for i in range(0, len(docs), per_shard):
-        table = pa.table({"text": docs[i : i + per_shard]})
-        pq.write_table(table, path / f"shard_{i // per_shard:05d}.parquet")
-    (path / "manifest.json").write_text(json.dumps({"docs": len(docs)}))
-    return path
+def make_docs(n, seed=0):
+    return random_docs(WORDS, n, seed)
 
 
 _TOK = {}
@@ -117,7 +104,7 @@ def test_cli_train(tmp_path, monkeypatch, capsys):
     from miniseries.cli import tokenizer as cli
 
     monkeypatch.setenv("MINISERIES_CACHE", str(tmp_path / "cache"))
-    corpus = write_corpus(tmp_path / "corpus", make_docs(200))
+    corpus = write_corpus(tmp_path / "corpus", make_docs(200), 50)
     parser = argparse.ArgumentParser()
     cli.add_parser(parser.add_subparsers())
     args = parser.parse_args(["tokenizer", "train", "--corpus", str(corpus), "--vocab", "300"])
