@@ -103,7 +103,7 @@ def test_cli_tokenize(tmp_path, monkeypatch, capsys, tok, docs):
     from miniseries.cli.tokenize import add_tokenize
 
     monkeypatch.setenv("MINISERIES_CACHE", str(tmp_path / "cache"))
-    corpus = write_corpus(tmp_path / "corpus", docs)
+    corpus = write_corpus(tmp_path / "corpus", docs, 50)
     tok.save(tmp_path / "tk")
     parser = argparse.ArgumentParser()
     add_tokenize(parser.add_subparsers())
