@@ -13,7 +13,11 @@ with W x the gradient accumulation. Only rank 0 writes.
 import json
 import math
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -89,14 +93,47 @@ def pick_device(name: str) -> str:
     return "cpu"
 
 
-def setup_distributed(device: str) -> tuple[int, int]:
+@contextmanager
+def process_group(device: str) -> Iterator[tuple[int, int]]:
+    """(rank, world) of this run: join torchrun's process group, and always leave it again.
+
+    A gloo group still alive at exit is torn down while its threads are joinable, and the rank
+    aborts ("terminate called without an active exception"; 3 of 15 2-rank runs under load). So
+    every exit path destroys the group: after a clean run all ranks first meet at a barrier (none
+    leaves while a peer still talks to it); after an error it is destroyed at once (a peer may be
+    gone); torchrun's SIGTERM becomes SystemExit so that path runs the same cleanup. A group
+    someone else created is left to them.
+
+    torch._dynamo is imported first: importing it (the first torch.optim optimizer does) after the
+    group exists leaves references to the group inside torch (seen with torch 2.13), so destroying
+    it would not stop its threads.
+    """
     if "RANK" not in os.environ or dist.is_initialized():
-        return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-    backend = "nccl" if device.startswith("cuda") else "gloo"
+        yield (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        return
+    import torch._dynamo  # noqa: F401  (see above: before the group, never after)
+
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
-    dist.init_process_group(backend)
-    return dist.get_rank(), dist.get_world_size()
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main_thread else None
+    clean = False
+    try:
+        yield dist.get_rank(), dist.get_world_size()
+        clean = True
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        try:
+            if clean:
+                dist.barrier()
+        finally:
+            dist.destroy_process_group()
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def grad_accum_steps(preset: Preset, world: int) -> tuple[int, int]:
@@ -129,7 +166,9 @@ class Trainer:
         self.preset = preset = cfg.preset_obj()
         self.plan = cfg.plan()
         self.device = pick_device(cfg.device)
-        self.rank, self.world = setup_distributed(self.device)
+        self.rank, self.world = (
+            (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        )
         if self.device == "cpu" and preset.threads:  # ranks on one machine share its cores
             local = int(os.environ.get("LOCAL_WORLD_SIZE", self.world))
             torch.set_num_threads(max(1, preset.threads // local))
@@ -427,5 +466,6 @@ class _Progress:
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
-    """Train (or resume) one run and return its summary."""
-    return Trainer(cfg, progress).run()
+    """Train (or resume) one run and return its summary (one rank of it under torchrun)."""
+    with process_group(pick_device(cfg.device)):
+        return Trainer(cfg, progress).run()

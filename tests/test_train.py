@@ -4,6 +4,7 @@ and a NaN stops it cleanly."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -119,28 +120,114 @@ def test_sigkill_then_resume_equals_uninterrupted(tiny_data, tmp_path):
 
 
 def test_two_rank_gloo_equals_double_accumulation(tiny_data, tmp_path):
-    """torchrun with 2 CPU processes (gloo) vs one process accumulating both ranks' rows."""
+    """torchrun with 2 CPU processes (gloo) vs one process accumulating both ranks' rows.
+
+    Run twice: a rank that leaves without destroying its process group aborts at exit in about
+    one run in five under load, so two clean exits in a row make that regression hard to miss."""
     single = tmp_path / "single"
     assert main(_train_argv(tiny_data, single, 12)) == 0
-    ddp = tmp_path / "ddp"
+    a = [x["train_loss"] for x in log_lines(single) if "train_loss" in x]
     torchrun = Path(sys.executable).with_name("torchrun")
     cmd = [str(torchrun), "--nproc_per_node=2", "--standalone", "-m", "miniseries"]
-    argv = _train_argv(tiny_data, ddp, 12)
+    for attempt in range(2):
+        ddp = tmp_path / f"ddp{attempt}"
+        res = subprocess.run(
+            cmd + _train_argv(tiny_data, ddp, 12),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=dict(os.environ, OMP_NUM_THREADS="1"),
+        )
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert "terminate called" not in res.stderr
+        b = [x["train_loss"] for x in log_lines(ddp) if "train_loss" in x]
+        assert len(a) == len(b) == 12
+        for x, y in zip(a, b):
+            assert abs(x - y) <= 1e-5 * abs(x)
+        cfg = json.loads((ddp / "config.json").read_text())
+        assert cfg["world_size"] == 2
+
+
+def _gloo_threads() -> list[str]:
+    names = (t.read_text().strip() for t in Path("/proc/self/task").glob("*/comm"))
+    return [n for n in names if "gloo" in n]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_process_group_is_destroyed_on_every_exit_path(tiny_data, tmp_path, monkeypatch):
+    """As torchrun would start it (RANK etc. in the environment, one rank here): the trainer
+    creates the gloo group, and a clean end, a NaN stop and a SIGTERM all leave it destroyed, its
+    threads stopped (threads still running at exit abort the process) and the SIGTERM handler
+    given back."""
+    import torch.distributed as dist
+
+    import miniseries.train as train_mod
+
+    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    seen = []
+    real_step = train_mod.Trainer.train_step
+
+    def spying_step(self):
+        seen.append(dist.is_initialized() and dist.get_world_size())
+        if self.cfg.seed == 7 and self.step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # what torchrun sends when a peer fails
+        return real_step(self)
+
+    monkeypatch.setattr(train_mod.Trainer, "train_step", spying_step)
+    handler = signal.getsignal(signal.SIGTERM)
+
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    summary = train(config(tiny_data, tmp_path / "clean", steps=6, evals=1), progress=False)
+    assert summary["world_size"] == 1 and seen and all(x == 1 for x in seen)
+    assert not dist.is_initialized() and _gloo_threads() == []
+
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    with pytest.raises(TrainingDiverged):
+        train(config(tiny_data, tmp_path / "nan", steps=6, nan_at_step=2), progress=False)
+    assert not dist.is_initialized() and _gloo_threads() == []
+
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    seen.clear()
+    with pytest.raises(SystemExit) as stopped:
+        train(config(tiny_data, tmp_path / "term", steps=30, seed=7), progress=False)
+    assert stopped.value.code == 128 + signal.SIGTERM and len(seen) == 4  # stopped at step 3
+    assert not dist.is_initialized() and _gloo_threads() == []
+    assert signal.getsignal(signal.SIGTERM) is handler
+
+
+FRESH_RANK = """
+import json, sys
+from pathlib import Path
+from miniseries.train import TrainConfig, train
+train(TrainConfig(**json.loads(sys.argv[1])), progress=False)
+names = [t.read_text().strip() for t in Path("/proc/self/task").glob("*/comm")]
+print(json.dumps([n for n in names if "gloo" in n]))
+"""
+
+
+def test_fresh_rank_stops_its_gloo_threads(tiny_data, tmp_path):
+    """In a fresh interpreter (nothing of torch imported before the group exists, as under
+    torchrun), the group's threads are gone when train() returns; the in-process test above cannot
+    see this once another test has imported torch's compiler."""
+    cfg = config(tiny_data, tmp_path / "fresh", steps=4, evals=1)
+    env = dict(os.environ, RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
+    env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), OMP_NUM_THREADS="1")
     res = subprocess.run(
-        cmd + argv,
+        [sys.executable, "-c", FRESH_RANK, json.dumps(cfg.__dict__)],
         capture_output=True,
         text=True,
         timeout=300,
-        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        env=env,
     )
     assert res.returncode == 0, res.stderr[-3000:]
-    a = [x["train_loss"] for x in log_lines(single) if "train_loss" in x]
-    b = [x["train_loss"] for x in log_lines(ddp) if "train_loss" in x]
-    assert len(a) == len(b) == 12
-    for x, y in zip(a, b):
-        assert abs(x - y) <= 1e-5 * abs(x)
-    cfg = json.loads((ddp / "config.json").read_text())
-    assert cfg["world_size"] == 2
+    assert json.loads(res.stdout.splitlines()[-1]) == []
 
 
 def test_planted_nan_stops_cleanly(tiny_data, tmp_path, capsys):
