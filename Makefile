@@ -20,12 +20,12 @@ test-all: install
 	$(PY) -m pytest -q -m ''
 
 lint: install
-	$(VENV)/bin/ruff check miniseries tests benchmarks
-	$(VENV)/bin/ruff format --check miniseries tests benchmarks
+	$(VENV)/bin/ruff check miniseries tests benchmarks scripts
+	$(VENV)/bin/ruff format --check miniseries tests benchmarks scripts
 
 format: install
-	$(VENV)/bin/ruff check --fix miniseries tests benchmarks
-	$(VENV)/bin/ruff format miniseries tests benchmarks
+	$(VENV)/bin/ruff check --fix miniseries tests benchmarks scripts
+	$(VENV)/bin/ruff format miniseries tests benchmarks scripts
 
 demo: install
 	$(PY) -m miniseries demo --project demo

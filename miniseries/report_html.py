@@ -495,8 +495,21 @@ def core_table(names: list[str], tasks: list, by_run: list[dict], label: str):
 PREDICTION_ALIASES = {"loss": "val_bpb", "bpb": "val_bpb"}
 
 
+def prediction_interval(pred: dict, key: str) -> tuple[float | None, float | None]:
+    """The stated interval of a predicted quantity: ``{key}_interval`` = [lo, hi] (what the laws
+    write) or ``{key}_lo`` / ``{key}_hi``; (None, None) when it has none."""
+    if key.endswith("_opt") and f"{key[0]}_interval" in pred:  # n_opt -> n_interval
+        key = key[0]
+    both = pred.get(f"{key}_interval")
+    if isinstance(both, (list, tuple)) and len(both) == 2:
+        return both[0], both[1]
+    return pred.get(f"{key}_lo"), pred.get(f"{key}_hi")
+
+
 def prediction_rows(run: dict, pred: dict) -> list[list]:
-    """Each numeric predicted quantity of a one-knob run against the run's measured column."""
+    """Each predicted quantity of a one-knob run (a number stated with an interval) against the
+    run's measured column. Settings the prediction carries (depth, steps, FLOPs) are not
+    predictions: the run used them, so they are not compared with themselves."""
     depth = f"d{run['depth']}" if run["depth"] is not None else ""
     name = " ".join(x for x in (run["study"], depth) if x) or run["run_id"]
     done = run["status"] == "done"
@@ -504,13 +517,13 @@ def prediction_rows(run: dict, pred: dict) -> list[list]:
     for key, value in pred.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
-        if key.endswith(("_lo", "_hi")):
+        lo, hi = prediction_interval(pred, key)
+        if lo is None or hi is None:
             continue
         measured = run.get(PREDICTION_ALIASES.get(key, key))
         if done and not isinstance(measured, (int, float)):
-            continue  # nothing measured to compare with (a config value, say)
+            continue  # nothing measured to compare with
         err = 100 * (value - measured) / measured if done and measured else None
         shown = f"{measured:#.4g}" if done else f"({run['status']})"
-        predicted = fmt_iv(value, pred.get(f"{key}_lo"), pred.get(f"{key}_hi"), "#.4g")
-        rows.append([name, key, predicted, shown, fmt(err, "+.2f")])
+        rows.append([name, key, fmt_iv(value, lo, hi, "#.4g"), shown, fmt(err, "+.2f")])
     return rows

@@ -26,8 +26,7 @@ from miniseries.calibrate import (
 )
 from miniseries.errors import UserError
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference"
-REFERENCE_CSV = REFERENCE_DIR / "gpt3_core_inputs.csv"
+REFERENCE_CSV = Path(__file__).with_name("data") / "gpt3_core_inputs.csv"  # see data/README.md
 NANOCHAT_A, NANOCHAT_K = ref.NANOCHAT_CORE_LAW
 
 
@@ -80,7 +79,6 @@ def test_loo_of_exact_line_is_zero_and_known_for_outlier():
     assert loo_residuals(ols, x, y2)[2] == pytest.approx(1.0)
 
 
-@pytest.mark.skipif(not REFERENCE_CSV.exists(), reason=f"reference data absent: {REFERENCE_CSV}")
 def test_constants_match_reference_csv_and_ridge_reproduces_it():
     rows = list(csv.DictReader(REFERENCE_CSV.open()))
 

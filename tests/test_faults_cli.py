@@ -384,3 +384,14 @@ def test_nan_is_refused_everywhere_a_float_is_taken():
             with pytest.raises(Exception, match="finite"):
                 parse(text)
     assert math.isclose(finite_float("-0.5"), -0.5)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_explains_itself_with_help(command, capsys):
+    """`miniseries COMMAND --help` exits 0 with a usage line and a description of the command."""
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: miniseries {command}")
+    assert len(out.splitlines()) > 3

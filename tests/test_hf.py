@@ -6,12 +6,11 @@ import json
 
 import pytest
 import torch
+import transformers  # a dev dependency: missing, this test fails rather than skips
 from test_core_eval import BASELINES, LM_ROWS, MC_ROWS, SCHEMA_ROWS, TASKS, write_bundle
 
-transformers = pytest.importorskip("transformers", reason="transformers not installed (hf extra)")
-
-from miniseries.evaluate import core  # noqa: E402
-from miniseries.evaluate.hf import HFModel, HFTokenizer, load_hf  # noqa: E402
+from miniseries.evaluate import core
+from miniseries.evaluate.hf import HFModel, HFTokenizer, load_hf
 
 TEXT = [
     "a1? aaaa bbbb bcbc aaab cccc zz aa",

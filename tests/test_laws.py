@@ -22,15 +22,13 @@ from miniseries.laws import (
     synthetic_runs,
 )
 
-FIG4 = Path(__file__).resolve().parents[2] / "shared" / "reference" / "chinchilla_fig4.csv"
+FIG4 = Path(__file__).with_name("data") / "chinchilla_fig4.csv"  # see data/README.md
 TRUE_A = CHINCHILLA["beta"] / (CHINCHILLA["alpha"] + CHINCHILLA["beta"])  # 0.4516
 BUDGETS = np.logspace(18, 21, 6)
 
 
 def test_chinchilla_fig4_reproduces_epoch_refit():
     """Epoch AI (Besiroglu et al. 2024), 240 runs: E=1.8172, alpha=0.3478, beta=0.3658."""
-    if not FIG4.exists():
-        pytest.skip(f"reference data absent: {FIG4} (see /work/shared/reference/README.md)")
     runs = drop_worst(runs_from_csv(FIG4), 5)
     assert len(runs) == 240
     fit = fit_parametric(runs, n_bootstrap=0)
@@ -221,10 +219,12 @@ def test_cli_json_tables_and_plots(tmp_path, capsys):
         _cli([str(tmp_path / "missing.csv")])
 
 
-@pytest.mark.slow
 def test_bootstrap_intervals_cover_true_exponents():
-    """Over 100 synthetic sweeps the 90% intervals of a and b must cover the truth >= 80% of the
-    time, for the isoFLOP route (measured: 94%) and the parametric one."""
+    """Over 100 synthetic sweeps the 90% intervals of a and b cover the truth as often as a true
+    90% interval would, for the isoFLOP route (measured: 94%) and the parametric one: the count
+    fails below the 1st percentile of Binomial(100, 0.9) (82), a fixed rule, not a tuned one."""
+    from scipy.stats import binom
+
     cover = {"iso_a": 0, "iso_b": 0, "par_a": 0, "par_b": 0}
     for rep in range(100):
         runs = synthetic_runs(BUDGETS, per_budget=9, noise=0.003, seed=1000 + rep)
@@ -234,7 +234,7 @@ def test_bootstrap_intervals_cover_true_exponents():
         cover["iso_b"] += iso.d_law.interval[0] <= 1 - TRUE_A <= iso.d_law.interval[1]
         cover["par_a"] += par.intervals["a"][0] <= TRUE_A <= par.intervals["a"][1]
         cover["par_b"] += par.intervals["b"][0] <= 1 - TRUE_A <= par.intervals["b"][1]
-    assert min(cover.values()) >= 80, cover
+    assert min(cover.values()) >= binom.ppf(0.01, 100, 0.9), cover
 
 
 def test_fitting_and_plotting_do_not_import_torch():

@@ -7,8 +7,6 @@ an LR that is (w/16)^-2 times too small: 6x at depth 4. A real LR sweep over the
 depth-1 LR must show what a broken setup looks like to the crossing detector.
 """
 
-import pytest
-
 from miniseries.config import CPU
 from miniseries.crossing import check
 from miniseries.report import curve_of, load_study
@@ -31,7 +29,6 @@ def _spec(tiny_data, depth, mult, steps=150, exponent=PLANTED, kind="lr_sweep"):
     )  # fmt: skip
 
 
-@pytest.mark.slow
 def test_planted_width_scaling_fires_transfer_check_and_crossing(tiny_data, tmp_path):
     project = tmp_path / "p"
     specs = [_spec(tiny_data, d, m) for d in (1, 4) for m in GRID]

@@ -164,7 +164,6 @@ def _done_ids(project: Path) -> set:
         return set()
 
 
-@pytest.mark.slow
 def test_kill_minus_9_then_rerun_resumes_and_matches(tiny_data, reference, tmp_path):
     import torch
 
@@ -227,7 +226,6 @@ def test_kill_minus_9_then_rerun_resumes_and_matches(tiny_data, reference, tmp_p
     assert curves(project) == curves(ref_project)
 
 
-@pytest.mark.slow
 def test_two_sweeps_at_once_train_each_run_once(tiny_data, tmp_path):
     specs = [spec(tiny_data, d) for d in DEPTHS]
     project = tmp_path / "p"
@@ -317,9 +315,7 @@ def test_core_after_each_run_is_stored(tiny_data, tmp_path):
     assert task_row["task"] == "mc" and task_row["n_examples"] == 4
 
 
-@pytest.mark.slow
 def test_slurm_executor_with_submitit_local(tiny_data, tmp_path):
-    pytest.importorskip("submitit")
     s = spec(tiny_data)
     [row] = execute([s], tmp_path / "p", executor="slurm", progress=False, threads=1)
     assert row["status"] == "done" and row["val_bpb"] > 0
@@ -441,3 +437,22 @@ def test_fork_is_refused_once_torch_has_run_an_op():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip() == "False"
+
+
+def test_nproc_2_trains_one_run_under_torchrun_like_one_process(tiny_data, tmp_path):
+    """`--nproc K`: a run spawned under torchrun with 2 gloo ranks takes the same steps as one
+    process accumulating both ranks' rows, and leaves both ranks cleanly."""
+    s = spec(tiny_data, 2, steps=8)
+    [one] = execute([s], tmp_path / "one", progress=False, threads=1)
+    [two] = execute([s], tmp_path / "two", nproc=2, progress=False, threads=1)
+    assert one["status"] == two["status"] == "done", two["error"]
+    config = json.loads((Path(two["run_dir"]) / "config.json").read_text())
+    assert config["world_size"] == 2
+    a, b = (_train_losses(Path(r["run_dir"])) for r in (one, two))
+    assert len(a) == len(b) == 8
+    assert all(abs(x - y) <= 1e-5 * abs(x) for x, y in zip(a, b))
+
+
+def _train_losses(run_dir: Path) -> list[float]:
+    lines = (run_dir / "log.jsonl").read_text().splitlines()
+    return [rec["train_loss"] for rec in map(json.loads, lines) if "train_loss" in rec]
