@@ -1,5 +1,6 @@
 """The demo end to end: a real small one in `make test`, the real one marked slow."""
 
+import math
 import os
 import re
 import subprocess
@@ -12,14 +13,17 @@ from miniseries.store import open_store
 from miniseries.study import measured_optimum, runs_for_fit
 
 TINY = {"vocab_size": 512, "seq_len": 64, "batch_tokens": 512, "device_batch_size": 8}
+FIT_BUDGETS, HELD_OUT = (4e10, 5.7e10, 8e10), 1.6e11  # held out: 2x the largest fitted budget
 
 
-def test_small_demo_end_to_end(tiny_data, tmp_path):
-    tokens, tok = tiny_data
+def test_small_demo_end_to_end(markov_data, tmp_path):
+    """Every stage on a corpus where tiny models find an isoFLOP optimum within a few hundred
+    steps (see `markov_documents`), so the held-out prediction really is made and judged."""
+    tokens, tok = markov_data
     cfg = DemoConfig(
         project=str(tmp_path / "demo"),
-        fit_budgets=(1e9, 2e9, 4e9),
-        heldout_budget=8e9,
+        fit_budgets=FIT_BUDGETS,
+        heldout_budget=HELD_OUT,
         fit_depths=((1, 2, 3, 4),) * 3,
         heldout_depths=(1, 2, 3, 4),
         series_depths=(1, 2, 3),
@@ -38,24 +42,25 @@ def test_small_demo_end_to_end(tiny_data, tmp_path):
     with open_store(cfg.project) as store:
         iso = store.list_runs(kind="isoflop", status="done")
         series = store.list_runs(kind="series", status="done")
-        assert {r["budget"] for r in iso} == {1e9, 2e9, 4e9, 8e9}
+        assert {r["budget"] for r in iso} == {*FIT_BUDGETS, HELD_OUT}
         assert len(series) == 3
         for r in iso:  # every run spent its budget to within one optimizer step
             assert abs(r["flops"] - r["budget"]) <= r["flops"] / r["steps"]
         assert store.latest_fit("isoflop_laws") is not None
-        [stored] = [p for p in store.predictions() if p["run_id"] == "budget:8e+09"]
+        [stored] = [p for p in store.predictions() if p["run_id"] == f"budget:{HELD_OUT:g}"]
     report = result["report"]
     assert report.html_path.exists() and report.md_path.exists()
     text = lines[-1]
     assert "report:" in text and "time:" in text
-    assert "held-out budget 8e+09: predicted optimal bpb" in text
-    check_held_out(result, stored, iso, 8e9)
+    assert f"held-out budget {HELD_OUT:.3g}: predicted optimal bpb" in text
+    check_held_out(result, stored, iso, HELD_OUT)
 
 
 def check_held_out(result: dict, stored: dict, iso: list[dict], budget: float) -> None:
     """The held-out prediction exists, came from the smaller budgets only, was stored before the
-    first held-out run started, and extrapolates: it is nearer the measured optimum than the
-    largest fitted budget's own optimum is (the "nothing changes" forecast), and within 5%."""
+    first held-out run started, and extrapolates: its loss is nearer the measured optimum than the
+    largest fitted budget's own optimum is (the "nothing changes" forecast), and its N* is within
+    1.5x of the measured one."""
     pred, measured = result["prediction"], result["measured"]
     assert pred is not None and measured is not None
     assert stored["predicted"]["loss"] == pred["loss"]
@@ -64,9 +69,8 @@ def check_held_out(result: dict, stored: dict, iso: list[dict], budget: float) -
     assert held and stored["created_at"] < min(r["started_at"] for r in held)
     runs = runs_for_fit(iso, "total")
     largest = measured_optimum(runs, max(pred["fit_budgets"]), "total")
-    error = abs(pred["loss"] - measured["loss"])
-    assert error < abs(largest["loss"] - measured["loss"])
-    assert error / measured["loss"] < 0.05
+    assert abs(pred["loss"] - measured["loss"]) < abs(largest["loss"] - measured["loss"])
+    assert abs(math.log(pred["n_opt"] / measured["n_opt"])) < math.log(1.5)
 
 
 @pytest.mark.slow
