@@ -311,6 +311,8 @@ def test_kill_while_writing_a_checkpoint_then_resume(tiny_data, reference_run, t
     assert bool(leftovers(out)) == (when == "before")
     assert main(train_argv(tiny_data, out)) == 0
     assert losses(out) == losses(reference_run)  # no step lost, none trained twice
+    resumed = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert {"step": state["step"], "resumed_from": state["step"]} in resumed  # not from scratch
     a = torch.load(reference_run / "checkpoint.pt", weights_only=True)["model"]
     b = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)

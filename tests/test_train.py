@@ -108,6 +108,8 @@ def test_sigkill_then_resume_equals_uninterrupted(tiny_data, tmp_path):
     state = torch.load(out / CHECKPOINT, weights_only=True)
     assert 0 < state["step"] < steps  # really interrupted mid-way
     assert main(_train_argv(tiny_data, out, steps)) == 0  # same command resumes
+    # from the checkpoint, not from scratch (which would end the same: training is deterministic)
+    assert {"step": state["step"], "resumed_from": state["step"]} in log_lines(out)
     a = json.loads((ref / SUMMARY).read_text())
     b = json.loads((out / SUMMARY).read_text())
     assert b["val_bpb"] == a["val_bpb"]
