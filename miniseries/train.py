@@ -109,7 +109,7 @@ def process_group(device: str) -> Iterator[tuple[int, int]]:
     it would not stop its threads.
     """
     if "RANK" not in os.environ or dist.is_initialized():
-        yield (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        yield rank_and_world()
         return
     import torch._dynamo  # noqa: F401  (see above: before the group, never after)
 
@@ -120,16 +120,20 @@ def process_group(device: str) -> Iterator[tuple[int, int]]:
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main_thread else None
     clean = False
     try:
-        yield dist.get_rank(), dist.get_world_size()
+        yield rank_and_world()
         clean = True
     finally:
-        if main_thread:
+        if previous is not None:  # None: not ours to restore (not the main thread, or set in C)
             signal.signal(signal.SIGTERM, previous)
         try:
             if clean:
                 dist.barrier()
         finally:
             dist.destroy_process_group()
+
+
+def rank_and_world() -> tuple[int, int]:
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
 
 
 def _exit_on_sigterm(signum, frame):
@@ -166,9 +170,7 @@ class Trainer:
         self.preset = preset = cfg.preset_obj()
         self.plan = cfg.plan()
         self.device = pick_device(cfg.device)
-        self.rank, self.world = (
-            (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-        )
+        self.rank, self.world = rank_and_world()  # train() joined torchrun's group, if any
         if self.device == "cpu" and preset.threads:  # ranks on one machine share its cores
             local = int(os.environ.get("LOCAL_WORLD_SIZE", self.world))
             torch.set_num_threads(max(1, preset.threads // local))
