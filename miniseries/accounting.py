@@ -64,7 +64,3 @@ def flops_per_token(cfg: ModelConfig) -> int:
     matmul_weights = counts.matrices + counts.unembedding
     attention = 12 * cfg.depth * cfg.d_model * cfg.seq_len
     return 6 * matmul_weights + attention
-
-
-def training_flops(cfg: ModelConfig, tokens: int) -> float:
-    return float(flops_per_token(cfg)) * tokens

@@ -66,7 +66,6 @@ class Preset:
     dtype: str = "bfloat16"  # autocast dtype on CUDA; CPU always trains in float32
     threads: int = 0  # torch threads on CPU (0 = leave torch's default)
     min_steps: int = 100  # sweeps skip runs shorter than this (too few steps to mean anything)
-    eval_every: int = 0  # validation every N steps (0 = about 20 times per run)
     val_tokens: int = 0  # tokens in the fixed validation set
     # What packing does with the tail of a cropped document: "drop" it (nanochat), or "requeue" it
     # as a new BOS-led piece. Short rows (the cpu preset) would otherwise drop ~70% of the corpus.
@@ -83,7 +82,7 @@ class Preset:
         return asdict(self)
 
 
-# nanochat miniseries v1 (SPEC "Reference facts"): 8xH100, 524,288-token batches of 2048-token rows.
+# nanochat miniseries v1: 8xH100, 524,288-token batches of 2048-token rows.
 GPU = Preset(
     name="gpu",
     vocab_size=32768,

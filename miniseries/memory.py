@@ -13,7 +13,6 @@ framework itself and the data are not counted), good to ~2x, so ``check_fits`` r
 that clearly cannot fit. No torch at import time.
 """
 
-import os
 from dataclasses import dataclass
 
 from miniseries.accounting import param_counts
@@ -21,7 +20,7 @@ from miniseries.config import ModelConfig
 from miniseries.errors import UserError
 
 GIB = 1 << 30
-ACTIVATION_BYTES = 34  # per layer x token x d_model, fp32 (the brief's rule of thumb)
+ACTIVATION_BYTES = 34  # per layer x token x d_model, fp32 (a rule of thumb for fp32 training)
 OPTIMIZER_BYTES = {"adamw": 8, "muon": 4}  # state per param: exp_avg + exp_avg_sq, or momentum
 
 
@@ -126,15 +125,3 @@ def check_fits(
             "and logits scale with it; the step size stays the same) or --seq-len, or pick a "
             "smaller --depth"
         )
-
-
-def pid_rss_bytes(pid: int | None = None) -> int | None:
-    """Resident memory of a process (VmRSS), for checking the estimate against reality."""
-    try:
-        with open(f"/proc/{pid or os.getpid()}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None

@@ -1,6 +1,6 @@
 """The GPT family: one integer (depth) sets the model, as in nanochat.
 
-Architecture (SPEC "Reference facts"): token embedding -> RMSNorm -> depth x [pre-norm causal
+Architecture (nanochat's miniseries v1 GPT): token embedding -> RMSNorm -> depth x [pre-norm causal
 self-attention with RoPE and QK-norm; pre-norm ReLU^2 MLP of 4x] -> RMSNorm -> untied lm_head ->
 logit soft-cap 15*tanh(x/15). RMSNorm has no parameters and nothing has a bias, so every parameter
 is a matrix and miniseries.accounting counts them exactly. Output projections start at zero, so

@@ -1,6 +1,6 @@
 """Optimizers and schedules: Muon for the hidden matrices, AdamW for embedding and unembedding.
 
-This is nanochat's recipe (SPEC "Reference facts"):
+This is nanochat's miniseries v1 recipe:
 
 - every 2-D weight inside the transformer blocks is trained by Muon: Nesterov momentum, then the
   update is orthogonalised by 5 steps of a quintic Newton-Schulz iteration (coefficients

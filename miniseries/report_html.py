@@ -421,7 +421,7 @@ def gpt3_blocks(s: Section) -> None:
 
 
 def notes_section(convention: str) -> Section:
-    """The footer: conventions, definitions, citations (SPEC's reference facts)."""
+    """The footer: conventions, definitions, and citations for miniseries/reference.py."""
     s = Section("notes", "Notes and definitions")
     s.ul(notes_items(convention))
     return s

@@ -100,7 +100,7 @@ def run(args) -> int:
     progress = not args.json
     if args.hf:
         from miniseries.evaluate.core import evaluate_core
-        from miniseries.evaluate.hf import _batch_tokens, load_hf
+        from miniseries.evaluate.hf import batch_tokens_for, load_hf
 
         model, tok = load_hf(args.hf, device)
         result = evaluate_core(
@@ -111,7 +111,7 @@ def run(args) -> int:
             device,
             tasks,
             progress,
-            batch_tokens=_batch_tokens(model),
+            batch_tokens=batch_tokens_for(model),
         )
     else:
         from miniseries.evaluate.core import evaluate_run

@@ -52,7 +52,7 @@ def _t(label, uri, kind, shots, delim, rb_percent, category):
 
 MC, SCHEMA, LM = TASK_TYPES
 ANSWER = "\nAnswer: "
-# The 22 CORE tasks in core.yaml order (DCLM v1 baselines, as nanochat uses them; SPEC.md).
+# The 22 CORE tasks in core.yaml order (DCLM v1 baselines, as nanochat uses them).
 CORE_TASKS: tuple[Task, ...] = (
     _t("hellaswag_zeroshot", "language_understanding/hellaswag.jsonl", MC, 0, " ", 25, "lu"),
     _t("jeopardy", "world_knowledge/jeopardy_all.jsonl", LM, 10, ANSWER, 0, "wk"),

@@ -2,8 +2,9 @@
 
 ``transformers`` is an optional extra (``pip install 'miniseries[hf]'``); it is imported inside
 the functions so nothing else needs it. Users with hub access can measure the GPT-2 family's
-CORE with ``miniseries core --hf openai-community/gpt2``; the SPEC's reference values are
-0.1139 / 0.1849 / 0.2146 / 0.2565 for small / medium / large / XL on the public bundle.
+CORE with ``miniseries core --hf openai-community/gpt2``; the published values (in
+miniseries/reference.py) are 0.1139 / 0.1849 / 0.2146 / 0.2565 for small / medium / large / XL on
+the public bundle.
 """
 
 from pathlib import Path
@@ -79,33 +80,7 @@ def load_hf(name: str, device="cpu", dtype: str | None = None) -> tuple[HFModel,
     return HFModel(model), HFTokenizer(tok)
 
 
-def evaluate_hf(
-    name: str,
-    bundle: str | Path | None = "offline",
-    max_per_task: int | None = None,
-    device="cpu",
-    tasks=None,
-    progress: bool = True,
-    log=print,
-):
-    """CORE (or CORE-n) of a transformers model: ``evaluate_core`` over the adapters."""
-    from miniseries.evaluate.bundle import resolve_bundle
-    from miniseries.evaluate.core import evaluate_core
-
-    model, tok = load_hf(name, device)
-    bundle_dir = resolve_bundle(bundle, log=log)
-    return evaluate_core(
-        model,
-        tok,
-        bundle_dir,
-        max_per_task,
-        device,
-        tasks,
-        progress,
-        batch_tokens=_batch_tokens(model),
-    )
-
-
-def _batch_tokens(model: HFModel) -> int:
+def batch_tokens_for(model: HFModel) -> int:
+    """Tokens per evaluation batch: about 2**26 logits (256 MiB in fp32), within [1024, 65536]."""
     vocab = getattr(model.model.config, "vocab_size", 50257)
     return int(max(1024, min(65536, 2**26 // vocab)))
