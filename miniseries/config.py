@@ -16,6 +16,20 @@ MAX_DEPTH = 64
 CONVENTIONS = ("total", "kaplan", "matrices")
 
 
+# Preset fields a run may override (command-line flags, RunSpec overrides).
+PRESET_FIELDS = (
+    "vocab_size",
+    "seq_len",
+    "batch_tokens",
+    "aspect_ratio",
+    "head_dim",
+    "width_offset",
+    "device_batch_size",
+    "val_tokens",
+    "threads",
+)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything that fixes the shape of a GPT (and so its parameter count and FLOPs)."""

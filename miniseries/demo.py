@@ -87,8 +87,8 @@ def prepare_data(cfg: DemoConfig, log=print) -> tuple[str, str, dict]:
 
 def run_demo(cfg: DemoConfig, log=print) -> dict:
     """Run every stage; returns the numbers the headline quotes."""
-    from miniseries.cli.fit import FIT_KIND, fit_record
     from miniseries.config import get_preset
+    from miniseries.fits import FIT_KIND, fit_record
     from miniseries.laws import fit_laws
     from miniseries.report import write_report
     from miniseries.store import open_store

@@ -7,8 +7,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from miniseries.cli.common import PRESET_FIELDS
-from miniseries.config import get_preset
+from miniseries.config import PRESET_FIELDS, get_preset
 from miniseries.errors import UserError
 from miniseries.plan import Plan, plan_for_depth, plan_for_steps, plan_isoflop
 from miniseries.store import run_id

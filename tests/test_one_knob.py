@@ -8,10 +8,10 @@ import re
 import pytest
 
 from miniseries.accounting import param_counts
-from miniseries.cli import fit as fit_cli
 from miniseries.cli import run as run_cli
 from miniseries.cli import series as series_cli
 from miniseries.config import get_preset
+from miniseries.fits import FIT_KIND, fit_record
 from miniseries.laws import CHINCHILLA, fit_laws, synthetic_runs
 from miniseries.plan import plan_for_flops
 from miniseries.store import open_store
@@ -43,7 +43,7 @@ def fitted_project(tmp_path):
     runs = synthetic_runs([1e9, 1e10, 1e11], per_budget=7, law=LAW)
     laws = fit_laws(runs, "total", n_bootstrap=100, seed=0)
     with open_store(tmp_path / "p") as store:
-        store.add_fit(fit_cli.FIT_KIND, "total", fit_cli.fit_record(laws, runs, 100, 0))
+        store.add_fit(FIT_KIND, "total", fit_record(laws, runs, 100, 0))
     return tmp_path / "p", runs
 
 
@@ -96,7 +96,7 @@ def test_run_without_a_fit_uses_the_preset_ratio(tiny_data, tmp_path, capsys):
 def test_series_takes_its_ratio_from_the_fit(tiny_data, fitted_project, capsys):
     project, runs = fitted_project
     with open_store(project, create=False) as store:  # the ratio the stored fit holds
-        ratio = store.latest_fit(fit_cli.FIT_KIND)["fit"]["isoflop"]["ratio"]
+        ratio = store.latest_fit(FIT_KIND)["fit"]["isoflop"]["ratio"]
     argv = ["--depths", "1-2", "--dry-run", *data_args(tiny_data, project)]
     assert cli(series_cli, argv) == 0
     out = capsys.readouterr().out

@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from miniseries.cli.fit import FIT_KIND, fit_record
-from miniseries.cli.run import plan_one_knob
 from miniseries.config import get_preset
 from miniseries.evaluate.bundle import CORE_TASKS
+from miniseries.fits import FIT_KIND, fit_record, plan_one_knob
 from miniseries.laws import fit_laws, synthetic_runs
 from miniseries.report import build_report, held_out_prediction, write_report
 from miniseries.store import open_store

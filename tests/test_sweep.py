@@ -141,7 +141,7 @@ def test_fit_project_saves_fit_in_store(reference):
     args = sub.choices["fit"].parse_args(["--project", str(project), "--bootstrap", "20", "--json"])
     assert args.run(args) == 0
     with open_store(project, create=False) as store:
-        saved = store.latest_fit(fit.FIT_KIND)
+        saved = store.latest_fit("isoflop_laws")  # the kind `fit --project` saves under
     assert saved["convention"] == "total" and len(saved["fit"]["runs"]) == 6
     assert {r["budget"] for r in saved["fit"]["runs"]} == set(BUDGETS)
 

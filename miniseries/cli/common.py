@@ -3,6 +3,7 @@
 import argparse
 import math
 
+from miniseries.config import PRESET_FIELDS
 from miniseries.errors import UserError
 
 
@@ -105,19 +106,6 @@ def add_preset_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device-batch-size", type=int, help="rows per forward pass per process")
     g.add_argument("--val-tokens", type=int, help="tokens in the fixed validation set")
     g.add_argument("--threads", type=int, help="torch threads per process on CPU")
-
-
-PRESET_FIELDS = (
-    "vocab_size",
-    "seq_len",
-    "batch_tokens",
-    "aspect_ratio",
-    "head_dim",
-    "width_offset",
-    "device_batch_size",
-    "val_tokens",
-    "threads",
-)
 
 
 def preset_overrides(args: argparse.Namespace) -> dict:

@@ -7,6 +7,7 @@ import json
 import math
 
 from miniseries.cli.common import float_list, nonneg_int
+from miniseries.fits import FIT_KIND, fit_record, runs_from_store
 
 HELP = """\
 Fits both routes to the compute-optimal allocation on the runs in a CSV:
@@ -25,8 +26,6 @@ fit is saved into the store (kind 'isoflop_laws'), where `series` and `run` find
   miniseries fit runs.csv --convention total --plots figs/
   miniseries fit chinchilla.csv --drop-worst 5 --json
   miniseries fit --project . --predict 1e14"""
-
-FIT_KIND = "isoflop_laws"
 
 
 def add_parser(sub) -> None:
@@ -90,64 +89,6 @@ def run(args) -> int:
         return 0
     _print(laws, verdict, predictions, plots, args.drop_worst)
     return 0
-
-
-def runs_from_store(store, convention: str = "total") -> list:
-    """The store's finished isoFLOP runs as laws.Run (params by convention, loss = val bpb)."""
-    from miniseries.errors import UserError
-    from miniseries.laws import Run
-
-    rows = [r for r in store.list_runs(kind="isoflop", status="done") if r["val_bpb"] is not None]
-    if not rows:
-        raise UserError(f"no finished isoFLOP runs in {store.path}; run `miniseries sweep` first")
-    return [
-        Run(
-            params=float(r[f"params_{convention}"]),
-            tokens=float(r["tokens"]),
-            flops=float(r["flops"]),
-            loss=float(r["val_bpb"]),
-            budget=r["budget"],
-            depth=r["depth"],
-            name=r["run_id"],
-        )
-        for r in rows
-    ]
-
-
-def fit_record(laws, runs, n_bootstrap: int = 1000, seed: int = 0) -> dict:
-    """What the store keeps of a fit: its results, plus the runs and seed it came from, so that
-    predictions with intervals can be remade exactly (``predict_from_record``)."""
-    from dataclasses import asdict
-
-    return laws.to_dict() | {
-        "runs": [asdict(r) for r in runs],
-        "n_bootstrap": n_bootstrap,
-        "seed": seed,
-    }
-
-
-def predict_from_record(record: dict, budget: float):
-    """The isoFLOP prediction (N*, D*, loss, 90% intervals) of a stored fit at a new budget.
-
-    Refits the stored runs with the stored seed (the same fit, with its bootstrap samples); a
-    record without runs predicts from its power laws alone (intervals NaN)."""
-    from miniseries.errors import UserError
-    from miniseries.laws import Prediction, Run, fit_isoflop
-
-    conv = record["convention"]
-    if record.get("runs"):
-        runs = [Run(**r) for r in record["runs"]]
-        iso = fit_isoflop(runs, conv, record.get("n_bootstrap", 1000), record.get("seed", 0))
-        return iso.predict(budget)
-    iso = record.get("isoflop") or {}
-    if not iso.get("n_law"):
-        raise UserError("the stored isoFLOP fit has no power laws (fewer than 2 usable budgets)")
-    law = {k: iso[f"{k}_law"] for k in ("n", "d", "loss")}
-    value = {k: v["k"] * budget ** v["exponent"] for k, v in law.items()}
-    nan2 = (math.nan, math.nan)
-    return Prediction(
-        budget, value["n"], value["d"], value["loss"], nan2, nan2, nan2, "isoflop", conv
-    )
 
 
 def _plots(laws, folder) -> list:

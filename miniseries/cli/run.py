@@ -2,10 +2,10 @@
 preset's ratio), the prediction printed and stored before training, the outcome beside it."""
 
 import argparse
-import math
 
 from miniseries.cli.common import positive_float
 from miniseries.cli.sweep import add_exec_args, add_run_args
+from miniseries.fits import latest_fit, plan_one_knob
 
 HELP = """\
 Give a FLOPs budget; get the compute-optimal model for it. With an isoFLOP fit in the project's
@@ -31,55 +31,6 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def plan_one_knob(flops: float, preset, fit: dict | None, convention: str | None = None):
-    """(plan, prediction dict, one-line explanation) for a budget, from a stored fit or not."""
-    from miniseries.accounting import param_counts
-    from miniseries.cli.fit import predict_from_record
-    from miniseries.config import MAX_DEPTH, model_config
-    from miniseries.laws import n_label
-    from miniseries.plan import plan_for_flops, plan_isoflop
-
-    unusable = fit is not None and not (fit["fit"].get("isoflop") or {}).get("n_law")
-    if fit is None or unusable:
-        plan = plan_for_flops(flops, preset, None, convention)
-        why = (
-            "no isoFLOP fit in the store"
-            if fit is None
-            else (f"isoFLOP fit #{fit['fit_id']} has no power laws (under 2 usable budgets)")
-        )
-        why += (
-            f": using the {preset.name} preset's ratio {preset.ratio:g} tokens per "
-            f"{n_label(plan.convention)}"
-        )
-        pred = {"method": "preset_ratio", "budget": flops, "ratio": preset.ratio}
-        return plan, pred | _plan_fields(plan), why
-    record = fit["fit"]
-    conv = record["convention"]
-    p = predict_from_record(record, flops)
-
-    def distance(d):
-        n = param_counts(model_config(d, preset)).by_convention(conv)
-        return abs(math.log(n / p.n_opt))
-
-    depth = min(range(1, MAX_DEPTH + 1), key=distance)
-    plan = plan_isoflop(depth, flops, preset, conv)
-    why = f"isoFLOP fit #{fit['fit_id']} ({fit['created_at']}): N*(C) = {p.n_opt:.3g}"
-    why += f" {n_label(conv)}"
-    pred = p.to_dict() | {"fit_id": fit["fit_id"]} | _plan_fields(plan)
-    return plan, pred, why
-
-
-def _plan_fields(plan) -> dict:
-    return {
-        "depth": plan.depth,
-        "params": plan.params(),
-        "convention": plan.convention,
-        "tokens": plan.tokens,
-        "steps": plan.steps,
-        "flops": plan.flops,
-    }
-
-
 def _interval(pred) -> str:
     lo, hi = pred.get("loss_interval") or (None, None)
     return f" [90%: {lo:.4f}, {hi:.4f}]" if lo is not None and hi is not None else ""
@@ -87,7 +38,6 @@ def _interval(pred) -> str:
 
 def run(args) -> int:
     from miniseries.cli.common import fmt_count, preset_from_args
-    from miniseries.cli.series import latest_fit
     from miniseries.cli.sweep import execute_from_args, print_results, spec_kwargs
     from miniseries.store import open_store
     from miniseries.sweep import RunSpec, register_run

@@ -4,6 +4,7 @@ import argparse
 
 from miniseries.cli.common import int_range, positive_float
 from miniseries.cli.sweep import add_exec_args, add_run_args
+from miniseries.fits import default_ratio
 
 HELP = """\
 Train each depth for ratio x params tokens (params counted by --convention). Its validation
@@ -30,35 +31,6 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def latest_fit(project, convention: str | None = None) -> dict | None:
-    """The newest isoFLOP fit in a project's store (of that convention, if given), or None."""
-    from miniseries.cli.fit import FIT_KIND
-    from miniseries.paths import store_path
-    from miniseries.store import open_store
-
-    if not store_path(project).exists():
-        return None
-    with open_store(project, create=False) as store:
-        return store.latest_fit(FIT_KIND, convention)
-
-
-def default_ratio(args) -> tuple[float, str | None, str]:
-    """(ratio, convention, where it came from) for --ratio left out."""
-    import math
-
-    from miniseries.config import get_preset
-
-    fit = latest_fit(args.project, args.convention)
-    if fit is not None:
-        ratio = (fit["fit"].get("isoflop") or {}).get("ratio")
-        if ratio is not None and math.isfinite(ratio):
-            conv = fit["fit"]["convention"]
-            return ratio, conv, f"D*/N* of isoFLOP fit #{fit['fit_id']} ({fit['created_at']})"
-    preset = get_preset(args.preset)
-    conv = args.convention or preset.convention
-    return preset.ratio, conv, f"the {preset.name} preset's default (no isoFLOP fit in the store)"
-
-
 def run(args) -> int:
     from miniseries.cli.sweep import execute_from_args, print_results, show_plan, spec_kwargs
     from miniseries.config import get_preset
@@ -67,7 +39,7 @@ def run(args) -> int:
 
     ratio, conv = args.ratio, args.convention
     if ratio is None:
-        ratio, conv, source = default_ratio(args)
+        ratio, conv, source = default_ratio(args.project, args.convention, args.preset)
         print(f"ratio {ratio:.3g} tokens per {n_label(conv)}: {source}")
     kw = spec_kwargs(args) | {"convention": conv}
     depths = args.depths or list(get_preset(args.preset).depths)

@@ -1,0 +1,135 @@
+"""Scaling-law fits kept in a project's store: what is saved of one, the latest one, and what it
+predicts — the ratio the miniseries trains at and the one-knob plan for a budget (N*, depth,
+tokens, expected loss with its interval). Torch-free; `miniseries fit`, `series` and `run` call
+these, and so does the demo.
+"""
+
+import math
+from dataclasses import asdict
+
+from miniseries.accounting import param_counts
+from miniseries.config import MAX_DEPTH, get_preset, model_config
+from miniseries.errors import UserError
+from miniseries.laws import Prediction, Run, fit_isoflop, n_label
+from miniseries.paths import store_path
+from miniseries.plan import plan_for_flops, plan_isoflop
+from miniseries.store import open_store
+
+FIT_KIND = "isoflop_laws"  # the store's kind for a saved isoFLOP + parametric fit
+
+
+def runs_from_store(store, convention: str = "total") -> list:
+    """The store's finished isoFLOP runs as laws.Run (params by convention, loss = val bpb)."""
+    rows = [r for r in store.list_runs(kind="isoflop", status="done") if r["val_bpb"] is not None]
+    if not rows:
+        raise UserError(f"no finished isoFLOP runs in {store.path}; run `miniseries sweep` first")
+    return [
+        Run(
+            params=float(r[f"params_{convention}"]),
+            tokens=float(r["tokens"]),
+            flops=float(r["flops"]),
+            loss=float(r["val_bpb"]),
+            budget=r["budget"],
+            depth=r["depth"],
+            name=r["run_id"],
+        )
+        for r in rows
+    ]
+
+
+def fit_record(laws, runs, n_bootstrap: int = 1000, seed: int = 0) -> dict:
+    """What the store keeps of a fit: its results, plus the runs and seed it came from, so that
+    predictions with intervals can be remade exactly (``predict_from_record``)."""
+    return laws.to_dict() | {
+        "runs": [asdict(r) for r in runs],
+        "n_bootstrap": n_bootstrap,
+        "seed": seed,
+    }
+
+
+def predict_from_record(record: dict, budget: float):
+    """The isoFLOP prediction (N*, D*, loss, 90% intervals) of a stored fit at a new budget.
+
+    Refits the stored runs with the stored seed (the same fit, with its bootstrap samples); a
+    record without runs predicts from its power laws alone (intervals NaN)."""
+    conv = record["convention"]
+    if record.get("runs"):
+        runs = [Run(**r) for r in record["runs"]]
+        iso = fit_isoflop(runs, conv, record.get("n_bootstrap", 1000), record.get("seed", 0))
+        return iso.predict(budget)
+    iso = record.get("isoflop") or {}
+    if not iso.get("n_law"):
+        raise UserError("the stored isoFLOP fit has no power laws (fewer than 2 usable budgets)")
+    law = {k: iso[f"{k}_law"] for k in ("n", "d", "loss")}
+    value = {k: v["k"] * budget ** v["exponent"] for k, v in law.items()}
+    nan2 = (math.nan, math.nan)
+    return Prediction(
+        budget, value["n"], value["d"], value["loss"], nan2, nan2, nan2, "isoflop", conv
+    )
+
+
+def latest_fit(project, convention: str | None = None) -> dict | None:
+    """The newest isoFLOP fit in a project's store (of that convention, if given), or None."""
+    if not store_path(project).exists():
+        return None
+    with open_store(project, create=False) as store:
+        return store.latest_fit(FIT_KIND, convention)
+
+
+def default_ratio(
+    project, convention: str | None, preset_name: str
+) -> tuple[float, str | None, str]:
+    """(ratio, convention, where it came from) when no ratio is given: D*/N* of the latest stored
+    fit, else the preset's ratio."""
+    fit = latest_fit(project, convention)
+    if fit is not None:
+        ratio = (fit["fit"].get("isoflop") or {}).get("ratio")
+        if ratio is not None and math.isfinite(ratio):
+            conv = fit["fit"]["convention"]
+            return ratio, conv, f"D*/N* of isoFLOP fit #{fit['fit_id']} ({fit['created_at']})"
+    preset = get_preset(preset_name)
+    conv = convention or preset.convention
+    return preset.ratio, conv, f"the {preset.name} preset's default (no isoFLOP fit in the store)"
+
+
+def plan_one_knob(flops: float, preset, fit: dict | None, convention: str | None = None):
+    """(plan, prediction dict, one-line explanation) for a budget, from a stored fit or not."""
+    unusable = fit is not None and not (fit["fit"].get("isoflop") or {}).get("n_law")
+    if fit is None or unusable:
+        plan = plan_for_flops(flops, preset, None, convention)
+        why = (
+            "no isoFLOP fit in the store"
+            if fit is None
+            else (f"isoFLOP fit #{fit['fit_id']} has no power laws (under 2 usable budgets)")
+        )
+        why += (
+            f": using the {preset.name} preset's ratio {preset.ratio:g} tokens per "
+            f"{n_label(plan.convention)}"
+        )
+        pred = {"method": "preset_ratio", "budget": flops, "ratio": preset.ratio}
+        return plan, pred | _plan_fields(plan), why
+    record = fit["fit"]
+    conv = record["convention"]
+    p = predict_from_record(record, flops)
+
+    def distance(d):
+        n = param_counts(model_config(d, preset)).by_convention(conv)
+        return abs(math.log(n / p.n_opt))
+
+    depth = min(range(1, MAX_DEPTH + 1), key=distance)
+    plan = plan_isoflop(depth, flops, preset, conv)
+    why = f"isoFLOP fit #{fit['fit_id']} ({fit['created_at']}): N*(C) = {p.n_opt:.3g}"
+    why += f" {n_label(conv)}"
+    pred = p.to_dict() | {"fit_id": fit["fit_id"]} | _plan_fields(plan)
+    return plan, pred, why
+
+
+def _plan_fields(plan) -> dict:
+    return {
+        "depth": plan.depth,
+        "params": plan.params(),
+        "convention": plan.convention,
+        "tokens": plan.tokens,
+        "steps": plan.steps,
+        "flops": plan.flops,
+    }
