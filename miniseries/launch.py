@@ -1,13 +1,14 @@
 """Starting one run's process: where it runs (slots), how it starts (fork or spawn), and polling it.
 
-Two ways to start ``miniseries train`` (or ``core``) for a run, chosen by `choose_launcher`:
+Two ways to start a run's stage (training, or CORE after it), chosen by `choose_launcher`:
 
 - **fork** (local CPU runs, one process per run): the sweep imports torch, torch._dynamo (which
   building AdamW imports, ~1.2 s) and the trainer once, then ``os.fork()``s a child per run that
-  calls ``miniseries.cli.main(argv)``. A run then starts in milliseconds instead of the ~3-6 s a
-  fresh Python spends importing torch. GNU OpenMP is not fork-safe once its thread pool exists,
-  so the parent must never run a torch op: it only imports. A process that imported torch before
-  the sweep began may have used it, so ``auto`` spawns there instead (and ``fork`` is refused).
+  calls the stage's function (``sweep.train_run`` or ``sweep.core_run``). A run then starts in
+  milliseconds instead of the ~3-6 s a fresh Python spends importing torch. GNU OpenMP is not
+  fork-safe once its thread pool exists, so the parent must never run a torch op: it only
+  imports. A process that imported torch before the sweep began may have used it, so ``auto``
+  spawns there instead (and ``fork`` is refused).
 - **spawn**: ``python -m miniseries ...`` (or torchrun for several GPUs per run), and Slurm jobs
   through submitit. GPUs always spawn: a forked CUDA context is unusable.
 
@@ -43,7 +44,8 @@ PRELOAD = (
     "miniseries.evaluate.bpb",
     "miniseries.mfu",
     "miniseries.tokenizer",
-    "miniseries.cli.train",
+    "miniseries.checkpoint",
+    "miniseries.evaluate.core",
 )
 _native_at_preload: int | None = None  # threads Python doesn't know of, right after preload()
 
@@ -141,9 +143,6 @@ def preload() -> None:
     global _native_at_preload
     for name in PRELOAD:
         importlib.import_module(name)
-    from miniseries.cli import build_parser
-
-    build_parser()  # imports every subcommand module
     if _native_at_preload is None:
         _native_at_preload = _native_threads()
 
@@ -162,11 +161,13 @@ def _native_threads() -> int:
 
 
 def launch(cmd, slot: Slot, run_dir: Path, name: str, lock_fd: int, how: str, **kw):
-    """Start ``miniseries <cmd>`` for a run, ``how``: 'fork' (if still `fork_safe`) or 'spawn'.
-    Keywords: ``executor`` (submitit: a Slurm job), ``nproc`` > 1 (spawn under torchrun),
-    ``close_fds`` (other runs' lock fds, closed in a forked child so it holds only its own)."""
+    """Start a run's stage, ``how``: 'fork' (if still `fork_safe`): a forked child calls ``job``,
+    or 'spawn': a fresh ``miniseries <cmd>``, the same stage as command-line arguments.
+    Keywords: ``job`` (the stage as a function, for fork), ``executor`` (submitit: a Slurm job),
+    ``nproc`` > 1 (spawn under torchrun), ``close_fds`` (other runs' lock fds, closed in a forked
+    child so it holds only its own)."""
     if how == "fork" and fork_safe():
-        return ForkProc(cmd, slot, run_dir, name, lock_fd, kw.get("close_fds", ()))
+        return ForkProc(kw["job"], slot, run_dir, name, lock_fd, kw.get("close_fds", ()))
     nproc = kw.get("nproc", 1)
     if nproc > 1:
         prefix = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
@@ -207,9 +208,9 @@ def stderr_tail(path: Path, offset: int) -> str:
 
 
 class ForkProc(_Logs):
-    """A forked child of the sweep running ``miniseries.cli.main(cmd)``."""
+    """A forked child of the sweep calling the stage's function (``job``)."""
 
-    def __init__(self, cmd, slot: Slot, run_dir: Path, name: str, lock_fd: int, close_fds=()):
+    def __init__(self, job, slot: Slot, run_dir: Path, name: str, lock_fd: int, close_fds=()):
         super().__init__(run_dir, name)
         self.rc = None
         for f in (sys.stdout, sys.stderr):  # else the child inherits (and repeats) the buffers
@@ -221,7 +222,7 @@ class ForkProc(_Logs):
             code = 1
             try:
                 _into_child(prctl, parent, self, slot, [f for f in close_fds if f != lock_fd])
-                code = _main(list(cmd))
+                code = _call(job)
             except BaseException:  # never let the child return into the sweep's code
                 traceback.print_exc()
             finally:
@@ -289,17 +290,15 @@ def _into_child(prctl, parent: int, logs: _Logs, slot: Slot, close_fds) -> None:
         torch.set_num_threads(slot.threads)
 
 
-def _main(cmd: list[str]) -> int:
-    """``miniseries.cli.main`` as a process would run it: exit code, SystemExit included."""
-    from miniseries.cli import main
-
+def _call(job) -> int:
+    """The stage in the forked child, with the exit code ``miniseries`` would give: a UserError
+    is one line on stderr and code 2 (anything else propagates: traceback, code 1)."""
     try:
-        return int(main(cmd) or 0)
-    except SystemExit as e:  # argparse errors, --help
-        if e.code is None or isinstance(e.code, int):
-            return e.code or 0
-        print(e.code, file=sys.stderr)
-        return 1
+        job()
+    except UserError as e:
+        print(f"miniseries: error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 class Proc(_Logs):

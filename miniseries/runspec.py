@@ -92,6 +92,22 @@ class RunSpec:
             args += [f"--{k.replace('_', '-')}", str(v)]
         return args
 
+    def train_config(self, out: str | os.PathLike, threads: int | None = None):
+        """The trainer's config for this run (what a forked worker trains; ``argv`` is the same
+        run as command-line flags, for a fresh process)."""
+        from miniseries.train import TrainConfig  # torch: only where a run is trained
+
+        overrides = dict(self.overrides)
+        if threads and "threads" not in overrides:
+            overrides["threads"] = threads
+        return TrainConfig(
+            depth=self.depth, out=str(out), data=self.data, tokenizer=self.tokenizer,
+            preset=self.preset, steps=self.steps, convention=self.convention, seed=self.seed,
+            optimizer=self.optimizer, lr_mult=self.lr_mult, matrix_lr_mult=self.matrix_lr_mult,
+            adam_lr_mult=self.adam_lr_mult, lr_width_exponent=self.lr_width_exponent,
+            evals=self.evals, compile=self.compile, overrides=overrides,
+        )  # fmt: skip
+
     def estimated_s(self) -> float:
         """Rough wall time of training this run on a CPU (see STEP_S); used only to order runs."""
         plan = self.plan()

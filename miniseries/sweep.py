@@ -20,6 +20,7 @@ of need:
   trained again; a failed one is recorded with the tail of its stderr and the sweep goes on.
 """
 
+import functools
 import json
 import math
 import os
@@ -256,9 +257,11 @@ class _Sweep:
     def _launch(self, spec: RunSpec, slot: Slot, fd: int, stage: str) -> bool:
         rd = runs_dir(self.project) / spec.run_id
         how = self.how if self.how != "fork" or fork_safe() else "spawn"
+        threads = slot.threads if slot.gpus is None else None
         if stage == "train":
             resumed = (rd / "checkpoint.pt").exists()
-            cmd = spec.argv(rd, slot.threads if slot.gpus is None else None)
+            cmd = spec.argv(rd, threads)
+            job = functools.partial(train_run, spec, rd, threads)
             _note_attempt(rd, resumed, how)
             self.store.update_run(spec.run_id, status="running", error=None)
             if resumed:
@@ -266,8 +269,9 @@ class _Sweep:
         else:
             cmd = ["core", str(rd), "--json", "--bundle", str(self.bundle)]
             cmd += ["--max-per-task", str(self.core)]
+            job = functools.partial(core_run, rd, self.bundle, self.core)
         proc = launch(
-            cmd, slot, rd, stage, fd, how, executor=self.executor,
+            cmd, slot, rd, stage, fd, how, job=job, executor=self.executor,
             nproc=self.nproc if stage == "train" else 1,
             close_fds=[r[3] for r in self.running.values()],  # other runs' locks
         )  # fmt: skip
@@ -389,6 +393,25 @@ def _log_flops(rd: Path) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def train_run(spec: RunSpec, run_dir: Path, threads: int | None) -> None:
+    """Train (or resume) one run into its folder: what a forked worker does, and what
+    ``miniseries train`` with ``spec.argv`` does in a fresh process."""
+    from miniseries.train import train
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    s = train(spec.train_config(run_dir, threads), progress=False)
+    print(f"d{s['depth']}: val bpb {s['val_bpb']:.4f} after {s['steps']} steps -> {run_dir}")
+
+
+def core_run(run_dir: Path, bundle: str, max_per_task: int | None) -> None:
+    """CORE of a finished run, written to its core.json (``miniseries core RUN_DIR`` on CPU)."""
+    from miniseries.checkpoint import load_run
+    from miniseries.evaluate.core import evaluate_run
+
+    model, tokenizer = load_run(str(run_dir), "cpu")
+    evaluate_run(run_dir, model, tokenizer, bundle, max_per_task, "cpu", progress=False)
 
 
 def _record_core(store: Store, rid: str, rd: Path) -> None:
