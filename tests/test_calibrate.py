@@ -127,6 +127,7 @@ def _synthetic(seed, sigma=0.003, n=8, lo=18, hi=20):
 def test_fitting_modules_import_without_torch():
     code = (
         "import sys; import miniseries.reference, miniseries.calibrate, miniseries.extrapolate, "
+        "miniseries.fits, "
         "miniseries.cli.calibrate, miniseries.cli.extrapolate; assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
