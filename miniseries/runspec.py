@@ -85,10 +85,7 @@ class RunSpec:
             args += ["--convention", self.convention]
         if self.compile:
             args.append("--compile")
-        overrides = dict(self.overrides)
-        if threads and "threads" not in overrides:
-            overrides["threads"] = threads
-        for k, v in sorted(overrides.items()):
+        for k, v in sorted(self._overrides(threads).items()):
             args += [f"--{k.replace('_', '-')}", str(v)]
         return args
 
@@ -97,16 +94,19 @@ class RunSpec:
         run as command-line flags, for a fresh process)."""
         from miniseries.train import TrainConfig  # torch: only where a run is trained
 
-        overrides = dict(self.overrides)
-        if threads and "threads" not in overrides:
-            overrides["threads"] = threads
         return TrainConfig(
             depth=self.depth, out=str(out), data=self.data, tokenizer=self.tokenizer,
             preset=self.preset, steps=self.steps, convention=self.convention, seed=self.seed,
             optimizer=self.optimizer, lr_mult=self.lr_mult, matrix_lr_mult=self.matrix_lr_mult,
             adam_lr_mult=self.adam_lr_mult, lr_width_exponent=self.lr_width_exponent,
-            evals=self.evals, compile=self.compile, overrides=overrides,
+            evals=self.evals, compile=self.compile, overrides=self._overrides(threads),
         )  # fmt: skip
+
+    def _overrides(self, threads: int | None) -> dict:
+        """The preset overrides a run trains with: the spec's, plus the slot's thread count."""
+        if threads and "threads" not in self.overrides:
+            return {**self.overrides, "threads": threads}
+        return dict(self.overrides)
 
     def estimated_s(self) -> float:
         """Rough wall time of training this run on a CPU (see STEP_S); used only to order runs."""
