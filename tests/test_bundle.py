@@ -10,6 +10,8 @@ from test_core_eval import BASELINES, LM_ROWS, MC_ROWS, SCHEMA_ROWS, TASKS, writ
 
 from miniseries.errors import UserError
 from miniseries.evaluate import bundle as b
+from miniseries.evaluate import online_bundle as online
+from miniseries.evaluate.get_bundle import resolve_bundle
 
 
 def _zip(entries: list[tuple[zipfile.ZipInfo | str, bytes]]) -> bytes:
@@ -41,7 +43,7 @@ def test_unsafe_entries_are_refused(tmp_path, entry, why):
     zpath.write_bytes(_zip([("eval_bundle/core.yaml", b"icl_tasks: []\n"), entry]))
     name = entry[0] if isinstance(entry[0], str) else entry[0].filename
     with pytest.raises(UserError, match=why) as err:
-        b.safe_extract(zpath, tmp_path / "out")
+        online.safe_extract(zpath, tmp_path / "out")
     assert repr(name) in str(err.value)
     assert not (tmp_path / "out").exists()  # nothing extracted, not even the safe entry
     assert not (tmp_path / "evil.txt").exists()
@@ -61,7 +63,7 @@ def test_online_bundle_downloads_extracts_and_reads(tmp_path, monkeypatch):
     ]
     zpath = tmp_path / "eval_bundle.zip"
     zpath.write_bytes(_zip(entries))
-    root = b.online_bundle(zpath.as_uri(), log=lambda *a: None)
+    root = online.online_bundle(zpath.as_uri(), log=lambda *a: None)
     assert root.name == "eval_bundle" and (root / "core.yaml").exists()
     bundle = b.load_bundle(root)
     assert [t.label for t in bundle.tasks] == ["mc_task", "schema_task", "lm_task"]
@@ -71,12 +73,33 @@ def test_online_bundle_downloads_extracts_and_reads(tmp_path, monkeypatch):
     )
     assert bundle.missing == list(b.CORE_LABELS)
     zpath.unlink()  # cached: no second download
-    assert b.online_bundle(zpath.as_uri(), log=lambda *a: None) == root
+    assert online.online_bundle(zpath.as_uri(), log=lambda *a: None) == root
+
+
+def test_one_resolver_for_every_bundle_name(tmp_path):
+    """A folder is used as is; without ``build`` nothing is fetched and the error says how."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    assert resolve_bundle(folder, build=False) == folder == resolve_bundle(str(folder))
+    with pytest.raises(UserError, match="not found: use online, offline or a bundle folder"):
+        resolve_bundle(tmp_path / "nope")
+    with pytest.raises(UserError, match="core build-bundle"):
+        resolve_bundle("offline", build=False)
+    with pytest.raises(UserError, match="--bundle online"):
+        resolve_bundle("online", build=False)
+    rows = {"mc_task": MC_ROWS, "schema_task": SCHEMA_ROWS, "lm_task": LM_ROWS}
+    src = write_bundle(tmp_path / "src" / "eval_bundle", TASKS, rows, BASELINES)
+    zpath = tmp_path / "eval_bundle.zip"
+    files = [p for p in sorted(src.rglob("*")) if p.is_file()]
+    entries = [(f"eval_bundle/{p.relative_to(src).as_posix()}", p.read_bytes()) for p in files]
+    zpath.write_bytes(_zip(entries))
+    root = resolve_bundle("online", zpath.as_uri(), log=lambda *a: None)
+    assert resolve_bundle("online", build=False) == root == online.cached_online_bundle()
 
 
 def test_download_failure_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="--bundle offline"):
-        b.download((tmp_path / "nope.zip").as_uri(), tmp_path / "x.zip")
+        online.download((tmp_path / "nope.zip").as_uri(), tmp_path / "x.zip")
     assert not (tmp_path / "x.zip.part").exists()
 
 
@@ -113,10 +136,10 @@ def test_bad_bundles_are_user_errors(tmp_path):
     )
     bundle = b.load_bundle(root)
     with pytest.raises(UserError, match=r"mc.jsonl:1: a multiple_choice row needs choices"):
-        b.load_task_data(bundle, bundle.task("mc_task"))
+        b.read_task_rows(bundle, bundle.task("mc_task"))
     (root / "eval_data" / "x" / "mc.jsonl").write_text("{not json\n")
     with pytest.raises(UserError, match="not valid JSON"):
-        b.load_task_data(bundle, bundle.task("mc_task"))
+        b.read_task_rows(bundle, bundle.task("mc_task"))
 
 
 def test_core_task_table_matches_spec():

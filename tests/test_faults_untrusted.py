@@ -211,10 +211,10 @@ def test_hash_mismatch_is_not_used(server, tmp_path):
 
 
 def test_short_eval_bundle_download_is_not_used(server, tmp_path):
-    from miniseries.evaluate import bundle
+    from miniseries.evaluate import online_bundle
 
     (server.root / "eval_bundle.zip").write_bytes(os.urandom(200_000))
     dest = tmp_path / "eval_bundle.zip"
     with pytest.raises(UserError, match="resume"):
-        bundle.download(f"{server.url}/short/eval_bundle.zip", dest, retries=1)
+        online_bundle.download(f"{server.url}/short/eval_bundle.zip", dest, retries=1)
     assert not dest.exists()  # the partial download stays in .part, for the next try to resume

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from miniseries.evaluate import offline_bundle as ob
-from miniseries.evaluate.bundle import CORE_LABELS, CORE_TASKS, load_bundle, load_task_data
+from miniseries.evaluate.bundle import CORE_LABELS, CORE_TASKS, load_bundle, read_task_rows
 
 
 def _arrow(rows: list[dict]) -> bytes:
@@ -163,7 +163,7 @@ def test_offline_build_has_20_tasks_with_row_counts(tmp_path):
     bundle = load_bundle(out)
     assert bundle.missing == ["winograd", "agi_eval_lsat_ar"]
     assert {t.label for t in bundle.tasks} == set(EXPECTED_ROWS)
-    counts = {t.label: len(load_task_data(bundle, t)) for t in bundle.tasks}
+    counts = {t.label: len(read_task_rows(bundle, t)) for t in bundle.tasks}
     assert counts == EXPECTED_ROWS
     info = json.loads((out / "sources.json").read_text())
     assert info["label"] == "CORE-20" and info["missing"] == ["winograd", "agi_eval_lsat_ar"]
@@ -175,7 +175,7 @@ def test_offline_build_has_20_tasks_with_row_counts(tmp_path):
             (ref.random_baseline, ref.num_fewshot, ref.delimiter)
         )
     for t in bundle.tasks:  # golds are valid indices
-        for row in load_task_data(bundle, t):
+        for row in read_task_rows(bundle, t):
             if "gold" in row:
                 n = len(row.get("choices") or row.get("context_options"))
                 assert 0 <= row["gold"] < n

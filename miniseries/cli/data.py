@@ -54,7 +54,8 @@ def _add_build(sub) -> None:
 
 
 def run_build(args) -> int:
-    from miniseries.data.corpus import build_corpus, load_manifest
+    from miniseries.data.build import build_corpus
+    from miniseries.data.corpus import load_manifest
 
     notes: list[str] = []
     out = build_corpus(

