@@ -59,7 +59,8 @@ def main() -> None:
     p.add_argument("--launcher", default="auto", choices=("auto", "fork", "spawn"))
     args = p.parse_args()
 
-    from miniseries.sweep import execute, isoflop_specs
+    from miniseries.runspec import isoflop_specs
+    from miniseries.sweep import execute
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     os.environ.setdefault("MINISERIES_CACHE", str(tmp / "cache"))

@@ -9,8 +9,9 @@ Two ways to start a run's stage (training, or CORE after it), chosen by `choose_
   fork-safe once its thread pool exists, so the parent must never run a torch op: it only
   imports. A process that imported torch before the sweep began may have used it, so ``auto``
   spawns there instead (and ``fork`` is refused).
-- **spawn**: ``python -m miniseries ...`` (or torchrun for several GPUs per run), and Slurm jobs
-  through submitit. GPUs always spawn: a forked CUDA context is unusable.
+- **spawn**: ``python -m miniseries ...`` (``train --config runs/<id>/train_config.json``, or
+  ``core RUN_DIR``; under torchrun for several GPUs per run), and Slurm jobs through submitit.
+  GPUs always spawn: a forked CUDA context is unusable.
 
 Both give a child that dies with the sweep (``PR_SET_PDEATHSIG``), writes to the run's
 ``<stage>.stdout/.stderr``, and inherits the flock on ``runs/<id>/.lock``, so the run stays
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from miniseries.errors import UserError
+from miniseries.run_folder import LOCK, stage_output
 
 ERROR_LINES = 15  # stderr lines kept in a failed run's `error`
 LAUNCHERS = ("auto", "fork", "spawn")
@@ -44,7 +46,7 @@ PRELOAD = (
     "miniseries.evaluate.bpb",
     "miniseries.mfu",
     "miniseries.tokenizer",
-    "miniseries.checkpoint",
+    "miniseries.run_folder",
     "miniseries.evaluate.core",
 )
 _native_at_preload: int | None = None  # threads Python doesn't know of, right after preload()
@@ -104,7 +106,7 @@ def lock_run(run_dir: Path) -> int | None:
     import fcntl
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -185,8 +187,7 @@ class _Logs:
     """The run's stdout/stderr files for one stage, and the error text of a failed launch."""
 
     def __init__(self, run_dir: Path, name: str):
-        self.stdout_path = run_dir / f"{name}.stdout"
-        self.stderr_path = run_dir / f"{name}.stderr"
+        self.stdout_path, self.stderr_path = stage_output(run_dir, name)
         self.offset = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
 
     def error(self, rc: int) -> str:

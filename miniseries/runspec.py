@@ -72,35 +72,22 @@ class RunSpec:
         preset = get_preset(self.preset).with_overrides(**self.overrides)
         return plan_for_steps(self.depth, self.steps, preset, self.convention)
 
-    def argv(self, out: str | os.PathLike, threads: int | None = None) -> list[str]:
-        """``miniseries train`` arguments for this run (without the python / torchrun prefix)."""
-        args = ["train", "--depth", str(self.depth), "--steps", str(self.steps), "--out", str(out)]
-        args += ["--data", self.data, "--tokenizer", self.tokenizer, "--preset", self.preset]
-        args += ["--seed", str(self.seed), "--optimizer", self.optimizer]
-        args += ["--evals", str(self.evals)]
-        args += ["--lr-mult", repr(self.lr_mult), "--matrix-lr-mult", repr(self.matrix_lr_mult)]
-        args += ["--adam-lr-mult", repr(self.adam_lr_mult), "--quiet"]
-        args += ["--lr-width-exponent", repr(self.lr_width_exponent)]
-        if self.convention:
-            args += ["--convention", self.convention]
-        if self.compile:
-            args.append("--compile")
-        for k, v in sorted(self._overrides(threads).items()):
-            args += [f"--{k.replace('_', '-')}", str(v)]
-        return args
-
-    def train_config(self, out: str | os.PathLike, threads: int | None = None):
-        """The trainer's config for this run (what a forked worker trains; ``argv`` is the same
-        run as command-line flags, for a fresh process)."""
-        from miniseries.train import TrainConfig  # torch: only where a run is trained
-
-        return TrainConfig(
+    def train_fields(self, out: str | os.PathLike, threads: int | None = None) -> dict:
+        """The trainer's config for this run as plain fields (`TrainConfig`'s names): what a
+        sweep writes for a fresh process (``miniseries train --config``), without torch."""
+        return dict(
             depth=self.depth, out=str(out), data=self.data, tokenizer=self.tokenizer,
             preset=self.preset, steps=self.steps, convention=self.convention, seed=self.seed,
             optimizer=self.optimizer, lr_mult=self.lr_mult, matrix_lr_mult=self.matrix_lr_mult,
             adam_lr_mult=self.adam_lr_mult, lr_width_exponent=self.lr_width_exponent,
             evals=self.evals, compile=self.compile, overrides=self._overrides(threads),
         )  # fmt: skip
+
+    def train_config(self, out: str | os.PathLike, threads: int | None = None):
+        """The trainer's config for this run (what a forked worker trains)."""
+        from miniseries.train import TrainConfig  # torch: only where a run is trained
+
+        return TrainConfig(**self.train_fields(out, threads))
 
     def _overrides(self, threads: int | None) -> dict:
         """The preset overrides a run trains with: the spec's, plus the slot's thread count."""

@@ -7,9 +7,9 @@ the row that is already there instead of training again.
 
 `execute` trains each spec in its own process (one per CPU share, GPU, or group of GPUs under
 torchrun; or Slurm jobs through submitit): on CPU a fork of the sweep, which imported torch once,
-else ``python -m miniseries train`` (see `miniseries.launch`). Runs start longest first, so that
-the last minutes of a sweep are not one long run with every other slot idle. Robustness, in order
-of need:
+else ``python -m miniseries train --config runs/<id>/train_config.json`` (see `miniseries.launch`).
+Runs start longest first, so that the last minutes of a sweep are not one long run with every
+other slot idle. Robustness, in order of need:
 
 - a run is claimed with an exclusive, non-blocking ``flock`` on ``runs/<id>/.lock``; the training
   process inherits the lock, so it is held until both the sweep and its trainer are gone, and a
@@ -29,6 +29,9 @@ import time
 from collections import deque
 from pathlib import Path
 
+from rich.progress import TextColumn
+
+from miniseries import run_folder
 from miniseries.errors import UserError
 from miniseries.launch import (
     Slot,
@@ -41,16 +44,14 @@ from miniseries.launch import (
     slurm_executor,
 )
 from miniseries.paths import atomic_write_text, runs_dir
-from miniseries.runspec import (  # noqa: F401 (callers import the specs from here too)
-    RunSpec,
-    isoflop_specs,
-    series_specs,
-)
+from miniseries.progress import progress_bar
+from miniseries.runspec import RunSpec
 from miniseries.store import Store, now, open_store
 
 CURVE_POINTS = 200  # train-loss points kept per run (every val_bpb point is kept)
 DEFAULT_CORE_CAP = 200  # --core without a number: examples per task
 POLL_S = 0.2
+LOG_TAIL_BYTES = 4096  # what the progress bar reads of a running run's log, every poll
 
 
 class SweepFailed(UserError):
@@ -75,22 +76,16 @@ def _plan_columns(spec: RunSpec) -> dict:
 def register_run(store: Store, spec: RunSpec, project) -> dict:
     """The run's row, inserted as 'pending' with its planned columns if it isn't there yet."""
     rd = runs_dir(project) / spec.run_id
-    config = {"spec": spec.identity(), "argv": spec.argv(rd)}
+    config = {"spec": spec.identity(), "train": spec.train_fields(rd)}
     cols = _plan_columns(spec) | {"run_dir": str(rd), "config_json": config}
     return store.ensure_run(spec.run_id, **cols)[0]
 
 
-def read_log(run_dir: Path, total_steps: int) -> list[dict]:
-    """Curve rows from log.jsonl: every val_bpb point, train loss thinned to ~CURVE_POINTS."""
+def curve_rows(run_dir: Path, total_steps: int) -> list[dict]:
+    """Curve rows from the run's log: every val_bpb point, train loss thinned to ~CURVE_POINTS."""
     stride = max(1, math.ceil(total_steps / CURVE_POINTS))
     rows: dict[int, dict] = {}
-    path = run_dir / "log.jsonl"
-    lines = path.read_text().splitlines() if path.exists() else []
-    for line in lines:
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
+    for rec in run_folder.read_log(run_dir):
         step = int(rec["step"])  # {"step", "resumed_from"} records carry no point: skipped below
         pos = {"step": step, "tokens": rec.get("tokens"), "flops": rec.get("flops")}
         if "val_bpb" in rec:
@@ -102,20 +97,12 @@ def read_log(run_dir: Path, total_steps: int) -> list[dict]:
 
 def record_done(store: Store, spec: RunSpec, run_dir: Path) -> None:
     """A finished run's row and curve, in one transaction."""
-    s = json.loads((run_dir / "summary.json").read_text())
-    curve = read_log(run_dir, spec.steps)
+    s = run_folder.read_summary(run_dir)
+    curve = curve_rows(run_dir, spec.steps)
     cols = ("val_bpb", "wall_s", "train_s", "tokens_per_s", "mfu", "tokens", "flops", "steps")
     with store.transaction():
         store.update_run(spec.run_id, status="done", error=None, **{k: s.get(k) for k in cols})
         store.add_curve(spec.run_id, curve)
-
-
-def _finished_summary(run_dir: Path, steps: int) -> bool:
-    path = run_dir / "summary.json"
-    try:
-        return json.loads(path.read_text()).get("steps") == steps
-    except (OSError, ValueError):
-        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,18 +111,9 @@ def _finished_summary(run_dir: Path, steps: int) -> bool:
 
 def core_bundle_ready(bundle: str = "offline") -> Path:
     """The CORE bundle folder, or a UserError telling how to build it (never builds it here)."""
-    if bundle != "offline":
-        if not Path(bundle).is_dir():
-            raise UserError(f"CORE bundle {bundle} not found; give a bundle folder or 'offline'")
-        return Path(bundle)
-    from miniseries.evaluate.offline_bundle import default_out
+    from miniseries.evaluate.get_bundle import resolve_bundle
 
-    out = default_out()
-    if not (out / "sources.json").exists():
-        raise UserError(
-            f"no CORE bundle at {out}; run `miniseries core build-bundle` first (or drop --core)"
-        )
-    return out
+    return resolve_bundle(bundle, build=False)
 
 
 def execute(
@@ -245,7 +223,7 @@ class _Sweep:
         if fd is None:
             return False
         row = self.store.get_run(spec.run_id)
-        if row["status"] == "done" or _finished_summary(rd, spec.steps):
+        if row["status"] == "done" or run_folder.is_finished(rd, spec.steps):
             if row["status"] != "done":  # trained, but the sweep died before recording it
                 record_done(self.store, spec, rd)
             if self.core and self.store.get_run(spec.run_id)["core"] is None:
@@ -259,8 +237,9 @@ class _Sweep:
         how = self.how if self.how != "fork" or fork_safe() else "spawn"
         threads = slot.threads if slot.gpus is None else None
         if stage == "train":
-            resumed = (rd / "checkpoint.pt").exists()
-            cmd = spec.argv(rd, threads)
+            resumed = run_folder.has_checkpoint(rd)
+            config = run_folder.write_train_config(rd, spec.train_fields(rd, threads))
+            cmd = ["train", "--config", str(config), "--quiet"]
             job = functools.partial(train_run, spec, rd, threads)
             _note_attempt(rd, resumed, how)
             self.store.update_run(spec.run_id, status="running", error=None)
@@ -283,7 +262,7 @@ class _Sweep:
         rd = runs_dir(self.project) / spec.run_id
         if rc == 0 and stage == "train":
             record_done(self.store, spec, rd)
-            s = json.loads((rd / "summary.json").read_text())
+            s = run_folder.read_summary(rd)
             self.train_s += s.get("train_s") or 0.0
             self.flops_done += s["flops"]
             self.counts["trained"] += 1
@@ -331,7 +310,7 @@ class _Sweep:
         partial = 0.0
         for spec, _, _, _, stage in self.running.values():
             if stage == "train":
-                partial += _log_flops(runs_dir(self.project) / spec.run_id)
+                partial += logged_flops(runs_dir(self.project) / spec.run_id)
         return self.flops_done + partial
 
     def _finish(self) -> None:
@@ -359,45 +338,29 @@ class _Sweep:
 
 
 def _note_attempt(rd: Path, resumed: bool, launcher: str) -> None:
-    """runs/<id>/attempts.jsonl: one line per launch (written only under the run's lock)."""
-    path = rd / "attempts.jsonl"
-    old = path.read_text() if path.exists() else ""
-    log_step = 0
-    if (rd / "log.jsonl").exists():
-        lines = (rd / "log.jsonl").read_text().splitlines()
-        log_step = _step(lines[-1]) if lines else 0
+    """One line per launch in the run's attempts (with the step its log had reached)."""
+    latest = run_folder.read_log(rd, tail=LOG_TAIL_BYTES)
+    log_step = int(latest[-1]["step"]) if latest else 0
     rec = {"started_at": now(), "pid": os.getpid(), "resumed": resumed, "log_step": log_step}
     rec["launcher"] = launcher
-    atomic_write_text(path, old + json.dumps(rec) + "\n")
+    run_folder.add_attempt(rd, rec)
 
 
-def _step(line: str) -> int:
+def logged_flops(run_dir: Path) -> float:
+    """The FLOPs a (running) run's log has reached so far: its latest record that has them."""
     try:
-        return int(json.loads(line)["step"])
-    except (ValueError, KeyError):
-        return 0
-
-
-def _log_flops(rd: Path) -> float:
-    try:
-        with open(rd / "log.jsonl", "rb") as f:
-            f.seek(max(0, f.seek(0, 2) - 4096))
-            lines = f.read().decode("utf-8", errors="replace").splitlines()
-        for line in reversed(lines[1:] or lines):
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if "flops" in rec:  # a {"resumed_from"} record has none
-                return float(rec["flops"] or 0.0)
-    except OSError:
-        pass
+        latest = run_folder.read_log(run_dir, tail=LOG_TAIL_BYTES)
+    except OSError:  # progress only: never stop the sweep for it
+        return 0.0
+    for rec in reversed(latest):
+        if "flops" in rec:  # a {"resumed_from"} record has none
+            return float(rec["flops"] or 0.0)
     return 0.0
 
 
 def train_run(spec: RunSpec, run_dir: Path, threads: int | None) -> None:
     """Train (or resume) one run into its folder: what a forked worker does, and what
-    ``miniseries train`` with ``spec.argv`` does in a fresh process."""
+    ``miniseries train --config`` does with the spec's train config in a fresh process."""
     from miniseries.train import train
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -407,15 +370,14 @@ def train_run(spec: RunSpec, run_dir: Path, threads: int | None) -> None:
 
 def core_run(run_dir: Path, bundle: str, max_per_task: int | None) -> None:
     """CORE of a finished run, written to its core.json (``miniseries core RUN_DIR`` on CPU)."""
-    from miniseries.checkpoint import load_run
     from miniseries.evaluate.core import evaluate_run
 
-    model, tokenizer = load_run(str(run_dir), "cpu")
+    model, tokenizer = run_folder.load_run(run_dir, "cpu")
     evaluate_run(run_dir, model, tokenizer, bundle, max_per_task, "cpu", progress=False)
 
 
 def _record_core(store: Store, rid: str, rd: Path) -> None:
-    res = json.loads((rd / "core.json").read_text())
+    res = run_folder.read_core(rd)
     rows = [
         {"task": k, "accuracy": t["accuracy"], "centered": t["centered"], "n_examples": t["n"]}
         for k, t in res["tasks"].items()
@@ -426,28 +388,16 @@ def _record_core(store: Store, rid: str, rd: Path) -> None:
 
 
 class _Bar:
-    """One overall rich progress bar: runs done, FLOPs done, ETA from measured FLOPs/s."""
+    """One overall progress bar: runs done, FLOPs done, ETA from measured FLOPs/s."""
 
     def __init__(self, runs: int, flops: float, enabled: bool):
-        self.p = None
         self.t0, self.flops = time.time(), flops
-        if not enabled:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self.p = Progress(
-            TextColumn("[bold]runs"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            auto_refresh=False,  # no refresh thread: children are forked from one thread
-        )
-        self.task = self.p.add_task("runs", total=runs, info="")
+        # no refresh thread: children are forked from one thread
+        self.p = progress_bar(enabled, TextColumn("{task.fields[info]}"), auto_refresh=False)
+        self.task = self.p.add_task("[bold]runs", total=runs, info="")
         self.p.start()
 
     def update(self, flops_done: float, counts: dict) -> None:
-        if not self.p:
-            return
         done = counts["trained"] + counts["already"] + counts["failed"]
         rate = flops_done / max(1e-9, time.time() - self.t0)
         left = max(0.0, self.flops - flops_done)
@@ -457,14 +407,14 @@ class _Bar:
         self.p.refresh()
 
     def note(self, text: str) -> None:
-        if self.p:
+        """A line above the bar (on stderr when the bar is not drawn)."""
+        if not self.p.disable:
             self.p.console.print(text)
         else:
             print(text, file=sys.stderr)
 
     def close(self) -> None:
-        if self.p:
-            self.p.stop()
+        self.p.stop()
 
 
 def _hms(s: float) -> str:

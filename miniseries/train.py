@@ -10,7 +10,6 @@ before the optimizer step, so all ranks take identical steps and a W-rank run eq
 with W x the gradient accumulation. Only rank 0 writes.
 """
 
-import json
 import math
 import os
 import signal
@@ -18,22 +17,19 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from rich.progress import TextColumn, TimeRemainingColumn
 
+from miniseries import run_folder
 from miniseries.accounting import param_counts
 from miniseries.config import Preset, get_preset
 from miniseries.errors import UserError
-from miniseries.paths import atomic_write_text
 from miniseries.plan import Plan, plan_for_depth, plan_for_steps, plan_isoflop
-
-CHECKPOINT = "checkpoint.pt"
-LOG = "log.jsonl"
-SUMMARY = "summary.json"
-CONFIG = "config.json"
+from miniseries.progress import progress_bar
 
 
 @dataclass
@@ -62,7 +58,19 @@ class TrainConfig:
     compile: bool = False
     device: str = "auto"
     overrides: dict = field(default_factory=dict)  # Preset fields (vocab_size, seq_len, ...)
-    nan_at_step: int | None = None  # fault injection for tests: poison the loss at this step
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """The config from its fields (a train config file); unknown or missing ones are a
+        UserError naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(f"unknown train config field(s) {unknown}; known: {sorted(known)}")
+        try:
+            return cls(**values)
+        except TypeError as e:  # a required field is missing
+            raise UserError(f"incomplete train config: {e}") from None
 
     def preset_obj(self) -> Preset:
         return get_preset(self.preset).with_overrides(**self.overrides)
@@ -232,40 +240,15 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> None:
-        if self.rank != 0:
-            return
-        path = self.out / CHECKPOINT
-        tmp = path.with_name(f".{CHECKPOINT}.tmp{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(self.state(), f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except (OSError, RuntimeError) as e:  # a full disk surfaces from torch as RuntimeError
-            tmp.unlink(missing_ok=True)
-            reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
-            raise UserError(
-                f"could not write checkpoint {path} ({reason}); the previous checkpoint is "
-                "intact - free disk space and run the same command again to resume"
-            ) from None
+        if self.rank == 0:
+            run_folder.save_checkpoint(self.out, self.state())
 
     def load_checkpoint(self) -> bool:
-        path = self.out / CHECKPOINT
-        if not path.exists():
+        state = run_folder.load_checkpoint(
+            self.out, self.model_cfg.to_dict(), self.device, resume=True
+        )
+        if state is None:
             return False
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as e:  # corrupt, truncated, or a pickle we refuse to execute
-            raise UserError(
-                f"checkpoint {path} cannot be loaded safely ({type(e).__name__}); move it away "
-                "to start over"
-            ) from e
-        if state.get("model_config") != self.model_cfg.to_dict():
-            raise UserError(
-                f"checkpoint {path} is for model {state.get('model_config')}, not "
-                f"{self.model_cfg.to_dict()}; use another --out folder"
-            )
         self.model.load_state_dict(state["model"])
         for opt, sd in zip(self.optimizers, state["optimizers"]):
             opt.load_state_dict(sd)
@@ -284,8 +267,6 @@ class Trainer:
                 loss = self.forward(x, y)
             (loss / self.accum).backward()
             loss_sum += loss.detach()
-        if self.cfg.nan_at_step is not None and self.step == self.cfg.nan_at_step:
-            loss_sum += float("nan")
         if self.world > 1:
             for p in self.model.parameters():
                 dist.all_reduce(p.grad, op=dist.ReduceOp.AVG)
@@ -314,56 +295,62 @@ class Trainer:
 
         t_start = time.time()
         self.out.mkdir(parents=True, exist_ok=True)
-        for stale in self.out.glob(f".{CHECKPOINT}.tmp*"):  # a write killed before its rename
-            stale.unlink(missing_ok=True)
+        run_folder.remove_partial_checkpoints(self.out)  # writes killed before their rename
         resumed = self.load_checkpoint()
         if self.rank == 0:
             self._write_config()
-            self._trim_log()
+            run_folder.trim_log(self.out, self.step)  # past the checkpoint: written again
             if resumed:
                 self._log({"step": self.step, "resumed_from": self.step})
         kind = self.device if self.device.startswith("cuda") else self.device.split(":")[0]
         peak, peak_source = peak_flops(kind, self.preset.threads or None)
         total = self.plan.steps
         fpt = self.plan.flops_per_token
-        bar = _Progress(total, self.progress and self.rank == 0, f"d{self.cfg.depth}")
-        bar.advance(self.step)
+        bar = progress_bar(
+            self.progress and self.rank == 0,
+            TextColumn("loss {task.fields[loss]}"),
+            TimeRemainingColumn(),
+            transient=True,
+        )
         val_bpb = None
-        while self.step < total:
-            # no eval at step 0: every model starts at ~ln(vocab), and evals cost real time
-            if self.step and self.step % self.eval_every == 0:
-                val_bpb = self.evaluate()
-                self._log({"step": self.step, "val_bpb": val_bpb, **self._position()})
-            lr, _ = set_schedule(self.optimizers, self.step, total, self.ocfg)
-            t0 = time.perf_counter()
-            loss = self.train_step()
-            if self.device.startswith("cuda"):
-                torch.cuda.synchronize()
-            dt = time.perf_counter() - t0
-            self.train_s += dt
-            self.step += 1
-            tps = self.tokens_per_step / dt
-            self._log(
-                {
-                    "step": self.step,
-                    "train_loss": loss,
-                    "lr_mult": lr,
-                    "tokens_per_s": tps,
-                    "mfu": tps * fpt / peak if peak else None,
-                    **self._position(),
-                }
+        with bar:
+            task = bar.add_task(
+                f"[bold]d{self.cfg.depth}", total=total, completed=self.step, loss="-"
             )
-            bar.advance(1, loss)
-            due = self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0
-            if due or (self.cfg.resumable and self.step % self.eval_every == 0):
-                self.save_checkpoint()
-        bar.close()
+            while self.step < total:
+                # no eval at step 0: every model starts at ~ln(vocab), and evals cost real time
+                if self.step and self.step % self.eval_every == 0:
+                    val_bpb = self.evaluate()
+                    self._log({"step": self.step, "val_bpb": val_bpb, **self._position()})
+                lr, _ = set_schedule(self.optimizers, self.step, total, self.ocfg)
+                t0 = time.perf_counter()
+                loss = self.train_step()
+                if self.device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                dt = time.perf_counter() - t0
+                self.train_s += dt
+                self.step += 1
+                tps = self.tokens_per_step / dt
+                self._log(
+                    {
+                        "step": self.step,
+                        "train_loss": loss,
+                        "lr_mult": lr,
+                        "tokens_per_s": tps,
+                        "mfu": tps * fpt / peak if peak else None,
+                        **self._position(),
+                    }
+                )
+                bar.update(task, advance=1, loss=f"{loss:.3f}" if loss else "-")
+                due = self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0
+                if due or (self.cfg.resumable and self.step % self.eval_every == 0):
+                    self.save_checkpoint()
         val_bpb = self.evaluate()
         self._log({"step": self.step, "val_bpb": val_bpb, **self._position()})
         self.save_checkpoint()
         summary = self._summary(val_bpb, time.time() - t_start, peak, peak_source)
         if self.rank == 0:
-            atomic_write_text(self.out / SUMMARY, json.dumps(summary, indent=2))
+            run_folder.write_summary(self.out, summary)
         return summary
 
     # ---- bookkeeping -------------------------------------------------------------------------
@@ -373,21 +360,7 @@ class Trainer:
 
     def _log(self, record: dict) -> None:
         if self.rank == 0:
-            with open(self.out / LOG, "a") as f:
-                f.write(json.dumps(record) + "\n")
-
-    def _trim_log(self) -> None:
-        """Drop log lines past the checkpoint we resumed from (they will be written again), and
-        the eval at the resume step (it is redone); ``resumed_from`` records stay as history."""
-        path = self.out / LOG
-        if not path.exists():
-            return
-        keep = [
-            ln
-            for ln in path.read_text().splitlines()
-            if _step_of(ln) < self.step or (_step_of(ln) == self.step and "val_bpb" not in ln)
-        ]
-        atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+            run_folder.append_log(self.out, record)
 
     def _write_config(self) -> None:
         cfg = {
@@ -397,7 +370,7 @@ class Trainer:
             "plan": self.plan.to_dict(),
             "world_size": self.world,
         }
-        atomic_write_text(self.out / CONFIG, json.dumps(cfg, indent=2, default=str))
+        run_folder.write_config(self.out, cfg)
 
     def _summary(self, val_bpb: float, wall_s: float, peak, peak_source: str) -> dict:
         tokens = self.step * self.tokens_per_step
@@ -424,47 +397,6 @@ class Trainer:
             "world_size": self.world,
             "loader": self.loader.stats(),
         }
-
-
-def _step_of(line: str) -> int:
-    try:
-        return int(json.loads(line)["step"])
-    except (ValueError, KeyError, TypeError):
-        return 1 << 62  # a torn last line: drop it
-
-
-class _Progress:
-    """A rich progress bar with ETA on rank 0; silent elsewhere."""
-
-    def __init__(self, total: int, enabled: bool, label: str):
-        self.bar = None
-        if enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]}"),
-                TimeRemainingColumn(),
-                transient=True,
-            )
-            self.task = self.bar.add_task(label, total=total, loss="-")
-            self.bar.start()
-
-    def advance(self, n: int, loss: float | None = None) -> None:
-        if self.bar:
-            self.bar.update(self.task, advance=n, loss=f"{loss:.3f}" if loss else "-")
-
-    def close(self) -> None:
-        if self.bar:
-            self.bar.stop()
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> dict:

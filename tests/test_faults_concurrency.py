@@ -83,7 +83,8 @@ def test_two_writers_and_a_report_lose_nothing(tmp_path):
 
 SWEEP = """
 import sys, json
-from miniseries.sweep import RunSpec, execute
+from miniseries.runspec import RunSpec
+from miniseries.sweep import execute
 data, tok, project, depths = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 tiny = {"vocab_size": 512, "seq_len": 64, "batch_tokens": 512, "device_batch_size": 4,
         "val_tokens": 1024, "threads": 1}

@@ -10,7 +10,8 @@ depth-1 LR must show what a broken setup looks like to the crossing detector.
 from miniseries.config import CPU
 from miniseries.crossing import check
 from miniseries.report import curve_of, load_study
-from miniseries.sweep import RunSpec, execute
+from miniseries.runspec import RunSpec
+from miniseries.sweep import execute
 from miniseries.transfer import transfer_check
 
 TINY = {"vocab_size": 512, "seq_len": 64, "batch_tokens": 512, "device_batch_size": 8}

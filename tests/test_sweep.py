@@ -19,8 +19,10 @@ from miniseries.config import get_preset
 from miniseries.errors import UserError
 from miniseries.launch import Slot, choose_launcher
 from miniseries.plan import plan_isoflop
+from miniseries.run_folder import write_train_config
+from miniseries.runspec import RunSpec, isoflop_specs
 from miniseries.store import open_store
-from miniseries.sweep import RunSpec, SweepFailed, execute, isoflop_specs, read_log
+from miniseries.sweep import SweepFailed, curve_rows, execute, logged_flops
 
 TINY = {
     "vocab_size": 512,
@@ -50,7 +52,8 @@ def spec(tiny_data, depth=1, steps=12, **kw):
 
 SCRIPT = """
 import json, sys
-from miniseries.sweep import RunSpec, execute
+from miniseries.runspec import RunSpec
+from miniseries.sweep import execute
 specs = [RunSpec(**s) for s in json.load(open(sys.argv[1]))]
 launcher = sys.argv[5] if len(sys.argv) > 5 else "auto"
 rows = execute(specs, sys.argv[2], workers=int(sys.argv[3]), progress=False,
@@ -355,7 +358,8 @@ def test_forked_run_equals_python_m_miniseries_train(tiny_data, tmp_path):
     assert "must be a multiple of" in read_rows(project)[bad.run_id]["error"]
 
     ref = tmp_path / "ref"
-    cmd = [sys.executable, "-m", "miniseries", *good.argv(ref)]
+    config = write_train_config(tmp_path, good.train_fields(ref))
+    cmd = [sys.executable, "-m", "miniseries", "train", "--config", str(config), "--quiet"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     a, b = (json.loads((d / "summary.json").read_text()) for d in (ref, rd))
@@ -398,14 +402,26 @@ def test_lr_width_exponent_is_identity_and_reaches_the_trainer(tiny_data, tmp_pa
     assert planted.run_id != default.run_id and planted.identity()["lr_width_exponent"] == 0.0
     sub = argparse.ArgumentParser().add_subparsers()
     train_cli.add_parser(sub)
-    for s in (default, planted):
-        args = sub.choices["train"].parse_args(s.argv(tmp_path / "r", threads=1)[1:])
-        assert train_cli.config_from_args(args).lr_width_exponent == s.lr_width_exponent
+    for i, s in enumerate((default, planted)):
+        assert s.train_config(tmp_path / "r", threads=1).lr_width_exponent == s.lr_width_exponent
+        # and through a spawned worker's --config file
+        config = write_train_config(tmp_path / str(i), s.train_fields(tmp_path / "r", threads=1))
+        args = sub.choices["train"].parse_args(["--config", str(config)])
+        assert train_cli.config_from_args(args) == s.train_config(tmp_path / "r", threads=1)
+
+
+def test_train_config_goes_alone(tiny_data, tmp_path, capsys):
+    """`miniseries train --config PATH` with a run flag besides is one line, exit 2."""
+    from miniseries.cli import main
+
+    config = write_train_config(tmp_path, spec(tiny_data, 1).train_fields(tmp_path / "r"))
+    assert main(["train", "--config", str(config), "--steps", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--config" in err[0] and "--steps" in err[0]
+    assert not (tmp_path / "r").exists()
 
 
 def test_read_log_skips_resumed_from_records(tmp_path):
-    from miniseries.sweep import _log_flops
-
     recs = [
         {"step": 1, "train_loss": 6.0, "tokens": 512, "flops": 1e6},
         {"step": 2, "train_loss": 5.0, "tokens": 1024, "flops": 2e6},
@@ -414,11 +430,11 @@ def test_read_log_skips_resumed_from_records(tmp_path):
         {"step": 2, "resumed_from": 2},
     ]
     (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    assert read_log(tmp_path, 2) == [
+    assert curve_rows(tmp_path, 2) == [
         {"step": 1, "tokens": 512, "flops": 1e6, "train_loss": 6.0},
         {"step": 2, "tokens": 1024, "flops": 2e6, "train_loss": 5.0, "val_bpb": 3.0},
     ]
-    assert _log_flops(tmp_path) == 2e6  # progress is not reset by the resume record
+    assert logged_flops(tmp_path) == 2e6  # progress is not reset by the resume record
 
 
 def test_fork_is_refused_once_torch_has_run_an_op():

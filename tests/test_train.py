@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
+import miniseries.train as train_mod
 from miniseries.cli import main
-from miniseries.train import CHECKPOINT, LOG, SUMMARY, TrainConfig, TrainingDiverged, train
+from miniseries.run_folder import CHECKPOINT, CONFIG, LOG, SUMMARY
+from miniseries.train import TrainConfig, TrainingDiverged, train
 
 TINY = {"vocab_size": 512, "seq_len": 64, "batch_tokens": 512, "device_batch_size": 4}
 
@@ -38,10 +40,27 @@ def log_lines(out: Path) -> list[dict]:
     return [json.loads(x) for x in (out / LOG).read_text().splitlines()]
 
 
+def nan_loss_at(step: int, train_step=train_mod.Trainer.train_step):
+    """A ``Trainer.train_step`` whose forward pass gives a NaN loss at ``step`` (what a too-high
+    learning rate does), so the trainer's own divergence check has to catch it."""
+
+    def poisoned(self):
+        if self.step != step:
+            return train_step(self)
+        forward = self.forward
+        self.forward = lambda x, y: forward(x, y) * float("nan")
+        try:
+            return train_step(self)
+        finally:
+            self.forward = forward
+
+    return poisoned
+
+
 def test_short_run_learns_and_writes_everything(tiny_data, tmp_path):
     summary = train(config(tiny_data, tmp_path / "r"), progress=False)
     out = tmp_path / "r"
-    for name in ("config.json", LOG, CHECKPOINT, SUMMARY):
+    for name in (CONFIG, LOG, CHECKPOINT, SUMMARY):
         assert (out / name).exists(), name
     lines = log_lines(out)
     evals = [x["val_bpb"] for x in lines if "val_bpb" in x]
@@ -168,8 +187,6 @@ def test_process_group_is_destroyed_on_every_exit_path(tiny_data, tmp_path, monk
     given back."""
     import torch.distributed as dist
 
-    import miniseries.train as train_mod
-
     for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
@@ -191,9 +208,11 @@ def test_process_group_is_destroyed_on_every_exit_path(tiny_data, tmp_path, monk
     assert not dist.is_initialized() and _gloo_threads() == []
 
     monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    monkeypatch.setattr(train_mod.Trainer, "train_step", nan_loss_at(2, spying_step))
     with pytest.raises(TrainingDiverged):
-        train(config(tiny_data, tmp_path / "nan", steps=6, nan_at_step=2), progress=False)
+        train(config(tiny_data, tmp_path / "nan", steps=6), progress=False)
     assert not dist.is_initialized() and _gloo_threads() == []
+    monkeypatch.setattr(train_mod.Trainer, "train_step", spying_step)
 
     monkeypatch.setenv("MASTER_PORT", str(_free_port()))
     seen.clear()
@@ -232,9 +251,10 @@ def test_fresh_rank_stops_its_gloo_threads(tiny_data, tmp_path):
     assert json.loads(res.stdout.splitlines()[-1]) == []
 
 
-def test_planted_nan_stops_cleanly(tiny_data, tmp_path, capsys):
+def test_planted_nan_stops_cleanly(tiny_data, tmp_path, capsys, monkeypatch):
     out = tmp_path / "nan"
-    cfg = config(tiny_data, out, nan_at_step=15)
+    cfg = config(tiny_data, out)
+    monkeypatch.setattr(train_mod.Trainer, "train_step", nan_loss_at(15))
     with pytest.raises(TrainingDiverged, match="step 15"):
         train(cfg, progress=False)
     state = torch.load(out / CHECKPOINT, weights_only=True)

@@ -69,14 +69,14 @@ def _log(args):
 
 
 def load_run_model(run_dir: Path, device: str):
-    """(model, tokenizer) of a trained run, via the trainer's loader."""
-    from miniseries.checkpoint import load_run
+    """(model, tokenizer) of a trained run, via the run folder's loader."""
+    from miniseries.run_folder import load_run
 
-    return load_run(str(run_dir), device)
+    return load_run(run_dir, device)
 
 
 def run(args) -> int:
-    from miniseries.evaluate import bundle as bundle_mod
+    from miniseries.evaluate.get_bundle import resolve_bundle
 
     log = _log(args)
     if args.target == "build-bundle":
@@ -93,10 +93,7 @@ def run(args) -> int:
         raise UserError(f"run folder {args.target} not found (give the folder of a trained run)")
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     device = _device(check_device(args.device) if args.device else None)
-    if args.bundle == "online":
-        bundle_dir = bundle_mod.online_bundle(args.url or bundle_mod.DEFAULT_URL, log=log)
-    else:
-        bundle_dir = bundle_mod.resolve_bundle(args.bundle, log=log)
+    bundle_dir = resolve_bundle(args.bundle, args.url, log=log)
     progress = not args.json
     if args.hf:
         from miniseries.evaluate.core import evaluate_core

@@ -15,8 +15,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     import math
 
-    from miniseries.checkpoint import load_run
     from miniseries.cli.common import require
+    from miniseries.run_folder import load_run
 
     require(args.tokens >= 0, f"--tokens must be >= 0, got {args.tokens}")
     require(args.top_k >= 1, f"--top-k must be at least 1, got {args.top_k}")

@@ -124,7 +124,8 @@ def raise_user(message: str):
 def show_plan(specs, title: str) -> None:
     from rich.table import Table
 
-    from miniseries.cli.common import console, fmt_count
+    from miniseries.cli.common import console
+    from miniseries.render import fmt_count
 
     t = Table(title=title)
     for col in ("run", "depth", "budget", "params", "tokens", "steps", "FLOPs", "ratio"):
@@ -181,7 +182,7 @@ def print_results(rows) -> int:
 
 def run(args) -> int:
     from miniseries.config import get_preset
-    from miniseries.sweep import isoflop_specs
+    from miniseries.runspec import isoflop_specs
 
     kw = spec_kwargs(args)
     depths = args.depths or list(get_preset(args.preset).depths)

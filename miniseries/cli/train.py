@@ -18,8 +18,11 @@ Train depth D of the family for a horizon set by exactly one of:
 Examples:
   miniseries train --depth 4 --ratio 8 --preset cpu --out runs/d4
   torchrun --nproc_per_node=8 -m miniseries train --depth 12 --preset gpu --out runs/d12
+  miniseries train --config runs/<id>/train_config.json   (what a sweep's spawned worker runs)
 The run folder gets config.json, log.jsonl (one line per step), checkpoint.pt and summary.json.
 Rerunning the same command resumes from the checkpoint (use --fresh to refuse an old one)."""
+
+RUN_OPTIONS = ("config", "fresh", "quiet")  # flags that go with --config (not part of the run)
 
 
 def add_parser(sub) -> None:
@@ -29,9 +32,16 @@ def add_parser(sub) -> None:
         description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--depth", type=int, required=True, help="model depth (1-64)")
+    p.add_argument("--depth", type=int, help="model depth (1-64); required without --config")
     p.add_argument(
-        "--out", required=True, help="run folder (created; resumed if it has a checkpoint)"
+        "--out",
+        help="run folder (created; resumed if it has a checkpoint); required without --config",
+    )
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        help="the whole run as a TrainConfig in JSON (a sweep writes runs/<id>/train_config.json) "
+        "instead of --depth, --out and the other run flags; only --fresh and --quiet go with it",
     )
     h = p.add_argument_group("horizon (one of)")
     h.add_argument("--ratio", type=positive_float, help="tokens:params ratio")
@@ -63,10 +73,20 @@ def add_parser(sub) -> None:
 
 
 def config_from_args(args):
+    """The TrainConfig the flags (or the --config file) describe."""
     from miniseries.cli.common import preset_from_args, preset_overrides
     from miniseries.data.defaults import resolve_data
+    from miniseries.errors import UserError
+    from miniseries.run_folder import read_train_config
     from miniseries.train import TrainConfig
 
+    if args.config is not None:
+        given = _flags_given(args)
+        if given:
+            raise UserError(f"--config PATH holds the whole run; drop {', '.join(given)}")
+        return TrainConfig.from_dict(read_train_config(args.config))
+    if args.depth is None or args.out is None:
+        raise UserError("the following arguments are required: --depth, --out (or --config)")
     preset = preset_from_args(args)
     data, tokenizer = resolve_data(args.data, args.tokenizer, preset.vocab_size)
     overrides = preset_overrides(args)
@@ -99,26 +119,28 @@ def run(args) -> int:
 
     from miniseries.cli.common import check_device
     from miniseries.errors import UserError
-    from miniseries.train import CHECKPOINT, train
+    from miniseries.run_folder import has_checkpoint
+    from miniseries.train import train
 
     check_device(args.device)
     cfg = config_from_args(args)
+    check_device(cfg.device)  # from a --config file
     cfg.plan()  # horizon errors before anything is built
     try:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(
-            f"cannot create run folder {args.out} ({e.strerror}); pick another --out"
+            f"cannot create run folder {cfg.out} ({e.strerror}); pick another --out"
         ) from None
-    if args.fresh and (Path(args.out) / CHECKPOINT).exists():
-        raise UserError(f"{args.out} already has a checkpoint; drop --fresh to resume it")
+    if args.fresh and has_checkpoint(cfg.out):
+        raise UserError(f"{cfg.out} already has a checkpoint; drop --fresh to resume it")
     s = train(cfg, progress=not args.quiet)
     if s.get("device") is not None and (s["world_size"] == 1 or _rank0()):
         mfu = f", MFU {100 * s['mfu']:.1f}%" if s.get("mfu") else ""
         print(
             f"d{s['depth']}: val bpb {s['val_bpb']:.4f} after {s['steps']} steps, "
             f"{s['tokens']:,} tokens, {s['flops']:.3g} FLOPs, {s['wall_s']:.1f} s "
-            f"({s['tokens_per_s']:,.0f} tok/s{mfu}) -> {args.out}"
+            f"({s['tokens_per_s']:,.0f} tok/s{mfu}) -> {cfg.out}"
         )
     return 0
 
@@ -127,3 +149,15 @@ def _rank0() -> bool:
     import os
 
     return os.environ.get("RANK", "0") == "0"
+
+
+def _flags_given(args) -> list[str]:
+    """The run flags set besides --config (those that differ from a fresh parse's defaults)."""
+    sub = argparse.ArgumentParser().add_subparsers()
+    add_parser(sub)
+    defaults = vars(sub.choices["train"].parse_args([]))
+    return [
+        "--" + name.replace("_", "-")
+        for name, default in defaults.items()
+        if name not in RUN_OPTIONS and getattr(args, name, default) != default
+    ]

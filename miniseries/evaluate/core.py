@@ -25,9 +25,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from rich.progress import TimeRemainingColumn
+
 from miniseries.errors import UserError
-from miniseries.evaluate.bundle import CORE_LABELS, LM, MC, SCHEMA, Bundle, Task, load_bundle
-from miniseries.evaluate.bundle import load_task_data as _load_rows
+from miniseries.evaluate.bundle import (
+    CORE_LABELS,
+    LM,
+    MC,
+    SCHEMA,
+    Bundle,
+    Task,
+    load_bundle,
+    read_task_rows,
+)
+from miniseries.evaluate.get_bundle import resolve_bundle
+from miniseries.progress import progress_bar
+from miniseries.run_folder import write_core
 
 SHUFFLE_SEED = 1337
 FEWSHOT_SEED = 1234
@@ -287,7 +300,7 @@ def centered(accuracy: float, random_baseline: float) -> float:
 
 def load_task_data(bundle: Bundle, task: Task, seed: int = SHUFFLE_SEED) -> list[dict]:
     """The task's rows, shuffled with a fixed seed (files are often ordered by topic)."""
-    data = _load_rows(bundle, task)
+    data = read_task_rows(bundle, task)
     random.Random(seed).shuffle(data)
     return data
 
@@ -354,7 +367,9 @@ def evaluate_core(
     rank, world = _dist()
     results: dict[str, TaskResult] = {}
     t_start, total = time.time(), 0
-    with _progress(progress and rank == 0, len(chosen)) as bar, torch.no_grad():
+    bar = progress_bar(progress and rank == 0, TimeRemainingColumn(), transient=True)
+    with bar, torch.no_grad():
+        bar_task = bar.add_task("CORE", total=len(chosen))
         for task in chosen:
             t0 = time.time()
             data = load_task_data(bundle, task)
@@ -376,7 +391,7 @@ def evaluate_core(
                 seconds=time.time() - t0,
             )
             total += count
-            bar(task.label, results[task.label])
+            bar.update(bar_task, advance=1, description=f"CORE {task.label}")
     evaluated = list(results)
     not_run = [label for label in CORE_LABELS if label not in results]
     core = sum(r.centered for r in results.values()) / len(results)
@@ -390,34 +405,6 @@ def evaluate_core(
         max_per_task=max_per_task,
         bundle=str(bundle.root),
     )
-
-
-class _progress:
-    """A rich progress bar over tasks (silent when disabled or not a terminal)."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total, self.bar = enabled, total, None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import Progress
-
-            self.bar = Progress(transient=True)
-            if self.bar.console.is_terminal:
-                self.bar.start()
-                self.task = self.bar.add_task("CORE", total=self.total)
-            else:
-                self.bar = None
-        return self
-
-    def __call__(self, label: str, result: TaskResult) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, advance=1, description=f"CORE {label}")
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
-        return False
 
 
 def format_table(result: CoreResult) -> str:
@@ -446,13 +433,8 @@ def evaluate_run(
     log=print,
 ) -> CoreResult:
     """Evaluate a run's (already loaded) model and write ``core.json`` into the run folder."""
-    import json
-
-    from miniseries.evaluate.bundle import resolve_bundle
-    from miniseries.paths import atomic_write_text
-
     bundle_dir = resolve_bundle(bundle, log=log)
     result = evaluate_core(model, tokenizer, bundle_dir, max_per_task, device, tasks, progress)
     if _dist()[0] == 0:
-        atomic_write_text(Path(run_dir) / "core.json", json.dumps(result.to_dict(), indent=2))
+        write_core(run_dir, result.to_dict())
     return result
