@@ -14,6 +14,8 @@ from miniseries.errors import UserError
 
 MAX_DEPTH = 64
 CONVENTIONS = ("total", "kaplan", "matrices")
+# which LRs an LR multiplier scales -> the run setting that holds it (miniseries lr-sweep --group)
+LR_GROUPS = {"all": "lr_mult", "matrix": "matrix_lr_mult", "adam": "adam_lr_mult"}
 
 
 # Preset fields a run may override (command-line flags, RunSpec overrides).

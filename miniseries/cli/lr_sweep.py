@@ -10,8 +10,7 @@ and fakes an optimum: run this before trusting a sweep.
 import argparse
 
 from miniseries.cli.common import add_preset_args, float_list, int_range
-
-GROUPS = {"all": "lr_mult", "matrix": "matrix_lr_mult", "adam": "adam_lr_mult"}
+from miniseries.config import LR_GROUPS
 
 
 def add_parser(sub) -> None:
@@ -28,7 +27,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--group",
-        choices=tuple(GROUPS),
+        choices=tuple(LR_GROUPS),
         default="all",
         help="which LRs the multiplier scales: all, matrix (Muon) or adam (embeddings)",
     )
@@ -41,70 +40,22 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def lr_sweep_specs(depths, steps, mults, group, preset, data, tokenizer, overrides) -> list:
-    from miniseries.sweep import RunSpec
-
-    study = f"lr-sweep:{group}"
-    return [
-        RunSpec(
-            depth=d,
-            steps=steps,
-            data=data,
-            tokenizer=tokenizer,
-            preset=preset,
-            overrides=dict(overrides),
-            kind="lr_sweep",
-            study=study,
-            evals=1,
-            **{GROUPS[group]: m},
-        )  # fmt: skip
-        for d in depths
-        for m in mults
-    ]
-
-
 def run(args) -> int:
-    from pathlib import Path
-
     from miniseries.cli.common import preset_from_args, preset_overrides
     from miniseries.data.defaults import resolve_data
-    from miniseries.errors import UserError
-    from miniseries.plots import plot_lr_sweep
-    from miniseries.store import open_store
-    from miniseries.sweep import execute
-    from miniseries.transfer import transfer_check
+    from miniseries.lr_sweep import default_depths, lr_sweep_specs, run_lr_sweep
 
     preset = preset_from_args(args)
-    if args.steps < 1:
-        raise UserError(f"--steps must be a positive integer, got {args.steps}")
-    if len(args.mults) < 3:
-        raise UserError("give at least 3 LR multipliers (e.g. 0.5,1,2) to locate an optimum")
-    family = preset.depths
-    depths = args.depths or sorted({family[0], family[len(family) // 2], family[-1]})
+    depths = args.depths or default_depths(preset.depths)
     data, tokenizer = resolve_data(args.data, args.tokenizer, preset.vocab_size)
     specs = lr_sweep_specs(
         depths, args.steps, args.mults, args.group, preset.name, str(data), str(tokenizer),
         preset_overrides(args),
     )  # fmt: skip
-    rows = execute(specs, args.project, workers=args.workers, progress=not args.quiet)
-    with open_store(args.project) as store:
-        for spec, row in zip(specs, rows):  # the column records the multiplier that was swept
-            store.update_run(row["run_id"], lr_mult=getattr(spec, GROUPS[args.group]))
-        results: dict[int, list] = {}
-        for spec, row in zip(specs, rows):
-            if row.get("val_bpb") is not None:
-                results.setdefault(spec.depth, []).append(
-                    (getattr(spec, GROUPS[args.group]), row["val_bpb"])
-                )
-        verdict = transfer_check(results)
-        store.add_fit("lr_transfer", preset.name, {"group": args.group, **verdict.to_dict()})
-    optima = {d: o["lr_mult"] for d, o in verdict.optima.items() if not o["flag"]}
-    plot = plot_lr_sweep(
-        results, optima, Path(args.project) / f"lr_sweep_{args.group}.png", "validation bpb"
-    )
-    _print_table(verdict, args.group)
-    print(verdict.summary())
-    print(f"plot: {plot}")
+    sweep = run_lr_sweep(specs, args.group, args.project, args.workers, not args.quiet)
+    _print_table(sweep.verdict, args.group)
+    print(sweep.verdict.summary())
+    print(f"plot: {sweep.plot}")
     return 0
 
 
