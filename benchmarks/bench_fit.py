@@ -4,11 +4,16 @@ Target: <= 10 s on 2 CPU cores. Run: .venv/bin/python benchmarks/bench_fit.py [-
 """
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from miniseries.laws import fit_laws, synthetic_runs
+from miniseries.laws import fit_laws
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from synthetic import synthetic_runs  # noqa: E402 (the tests' planted-law generator)
 
 
 def main() -> None:

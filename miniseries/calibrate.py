@@ -26,6 +26,7 @@ from scipy.special import expit, logit
 
 from miniseries import reference as ref
 from miniseries.errors import UserError
+from miniseries.laws.base import LEVEL, Interval
 
 # ---------------------------------------------------------------------------------------------
 # 1. GPT-3 CORE from GPT-2 calibration
@@ -186,25 +187,6 @@ def calibrate_gpt3(alpha: float = 0.01) -> Calibration:
 
 
 @dataclass(frozen=True)
-class Interval:
-    """A point estimate and a bootstrap interval (lo == hi == point when no samples exist)."""
-
-    point: float
-    lo: float
-    hi: float
-
-    @classmethod
-    def from_samples(cls, point: float, samples: np.ndarray, level: float) -> "Interval":
-        s = np.asarray(samples, dtype=float)
-        s = np.where(np.isnan(s), np.inf, s)  # a refit that cannot reach the target: unbounded
-        if s.size == 0:
-            return cls(point, point, point)
-        q = (1 - level) / 2
-        lo, hi = np.quantile(s, [q, 1 - q], method="inverted_cdf")
-        return cls(point, float(lo), float(hi))
-
-
-@dataclass(frozen=True)
 class PowerCore:
     """nanochat's form: CORE = 1 - A*C^-k (k > 0: CORE rises towards 1 with compute)."""
 
@@ -360,13 +342,13 @@ class BpbFit:
     loo_rmse: dict[str, float]
     samples: tuple[BpbLaw, ...] = ()
 
-    def bpb_at(self, flops: float, level: float = 0.9) -> Interval:
+    def bpb_at(self, flops: float, level: float = LEVEL) -> Interval:
         s = np.array([m.bpb(flops) for m in self.samples])
-        return Interval.from_samples(float(self.law.bpb(flops)), s, level)
+        return Interval.from_samples(float(self.law.bpb(flops)), s, level, nan_is_unbounded=True)
 
-    def flops_for_bpb(self, bpb: float, level: float = 0.9) -> Interval:
+    def flops_for_bpb(self, bpb: float, level: float = LEVEL) -> Interval:
         s = np.array([m.flops_for_bpb(bpb) for m in self.samples])
-        return Interval.from_samples(self.law.flops_for_bpb(bpb), s, level)
+        return Interval.from_samples(self.law.flops_for_bpb(bpb), s, level, nan_is_unbounded=True)
 
     def describe(self) -> str:
         law = self.law
@@ -409,11 +391,13 @@ class CoreFit:
     def flops_samples(self, core: float, form: str | None = None) -> np.ndarray:
         return np.array([m.flops_for_core(core) for m in self.samples.get(form or self.chosen, ())])
 
-    def flops_for_core(self, core: float, level: float = 0.9, form: str | None = None) -> Interval:
+    def flops_for_core(
+        self, core: float, level: float = LEVEL, form: str | None = None
+    ) -> Interval:
         """FLOPs needed to reach ``core``, with a bootstrap interval (inf = out of reach)."""
         model = self.models[form or self.chosen]
         return Interval.from_samples(
-            model.flops_for_core(core), self.flops_samples(core, form), level
+            model.flops_for_core(core), self.flops_samples(core, form), level, nan_is_unbounded=True
         )
 
     def describe(self) -> str:

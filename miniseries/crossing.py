@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from miniseries.laws import Run, group_budgets
+from miniseries.laws.base import Run, group_budgets
 
 LOSS_TOL = 0.01
 CORE_TOL = 0.01

@@ -51,7 +51,7 @@ class DemoConfig:
 def prepare_data(cfg: DemoConfig, log=print) -> tuple[str, str, dict]:
     """(token shards, tokenizer, seconds per step): build what is missing, reuse what is cached."""
     from miniseries.config import get_preset
-    from miniseries.data.corpus import build_corpus
+    from miniseries.data.build import build_corpus
     from miniseries.data.shards import tokenize_corpus
     from miniseries.tokenizer import FILE_NAME, Tokenizer, default_tokenizer_dir
 
@@ -88,12 +88,14 @@ def prepare_data(cfg: DemoConfig, log=print) -> tuple[str, str, dict]:
 def run_demo(cfg: DemoConfig, log=print) -> dict:
     """Run every stage; returns the numbers the headline quotes."""
     from miniseries.config import get_preset
-    from miniseries.fits import FIT_KIND, fit_record
+    from miniseries.fits import FIT_KIND, fit_record, runs_for_fit
     from miniseries.laws import fit_laws
+    from miniseries.render import fmt_interval
     from miniseries.report import write_report
+    from miniseries.runspec import isoflop_specs, series_specs
     from miniseries.store import open_store
-    from miniseries.study import held_out_prediction, measured_optimum, runs_for_fit
-    from miniseries.sweep import execute, isoflop_specs, series_specs
+    from miniseries.study import held_out_prediction, measured_optimum
+    from miniseries.sweep import execute
 
     if cfg.heldout_budget <= max(cfg.fit_budgets):
         raise UserError("the held-out budget must be larger than every fitted budget")
@@ -126,13 +128,12 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
         except UserError as e:  # say so, go on: the report shows the profiles that caused it
             log(f"\n== no prediction for the held-out budget: {e}")
         if pred:
-            store.add_prediction(f"budget:{cfg.heldout_budget:g}", pred)
+            store.add_prediction(f"budget:{cfg.heldout_budget:g}", pred.to_dict())
     if pred:
         log(
             f"\n== prediction for the held-out budget {cfg.heldout_budget:.3g} FLOPs, made before "
-            f"training it: N* {pred['n_opt']:,.0f} params ({cfg.convention}), D* "
-            f"{pred['d_opt']:,.0f} tokens, val bpb {pred['loss']:.4f} "
-            f"[{pred['loss_lo']:.4f}, {pred['loss_hi']:.4f}]"
+            f"training it: N* {pred.n_opt.point:,.0f} params ({cfg.convention}), D* "
+            f"{pred.d_opt.point:,.0f} tokens, val bpb {fmt_interval(pred.loss, '.4f', label=True)}"
         )
 
     t = time.time()
@@ -189,10 +190,10 @@ def headline(result: dict) -> str:
     lines += [f"  {line}" for line in report.headline]
     pred, meas = result["prediction"], result["measured"]
     if pred and meas:
-        err = (pred["loss"] - meas["loss"]) / meas["loss"]
+        err = (pred.loss.point - meas["loss"]) / meas["loss"]
         lines.append(
-            f"  held-out budget {pred['budget']:.3g}: predicted optimal bpb {pred['loss']:.4f}, "
-            f"measured {meas['loss']:.4f} ({err:+.2%}); predicted N* {pred['n_opt']:,.0f}, "
+            f"  held-out budget {pred.budget:.3g}: predicted optimal bpb {pred.loss.point:.4f}, "
+            f"measured {meas['loss']:.4f} ({err:+.2%}); predicted N* {pred.n_opt.point:,.0f}, "
             f"measured {meas['n_opt']:,.0f}"
         )
     stage = result["stage_s"]

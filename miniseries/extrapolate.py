@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from miniseries import reference as ref
-from miniseries.calibrate import BpbFit, ChanceVerdict, CoreFit, Interval
+from miniseries.calibrate import BpbFit, ChanceVerdict, CoreFit
 from miniseries.errors import UserError
+from miniseries.laws.base import LEVEL, Interval
+from miniseries.render import fmt_count, fmt_hours, fmt_sci, fmt_usd
 
-LEVEL = 0.9  # bootstrap interval: 5th-95th percentile
 SANITY_FACTOR = 10.0  # predicted GPT-3 175B FLOPs within this factor of the real ones is "OK"
 DEFAULT_BUDGETS = tuple(10.0**e for e in range(16, 25))
 
@@ -248,7 +249,7 @@ def _law_interval(laws: ScalingLaws, flops: Interval, flops_samples, which: int,
     if not draws:  # no CORE samples: the laws' own spread at the point FLOPs
         draws = [flops.point] * len(law_draws) if laws.samples else []
     s = np.array([value(law_draws[i % len(law_draws)], c) for i, c in enumerate(draws)])
-    return Interval.from_samples(point, s, level)
+    return Interval.from_samples(point, s, level, nan_is_unbounded=True)
 
 
 def _bpb_table(bpb_fit, laws, hw, chance, depth_for_params, budgets, bpb_targets, level) -> Table:
@@ -343,7 +344,7 @@ def _cell(row: dict, col: str) -> str:
         return "—"
     if isinstance(v, str):
         return v
-    fmt = _FORMATS.get(col, _sci)
+    fmt = _FORMATS.get(col, fmt_sci)
     lo, hi = row.get(f"{col}_lo"), row.get(f"{col}_hi")
     text = fmt(v)
     if lo is not None and hi is not None and (lo != v or hi != v):
@@ -351,39 +352,14 @@ def _cell(row: dict, col: str) -> str:
     return text
 
 
-def _sci(v) -> str:
-    return "∞" if v == math.inf else f"{v:.2g}"
-
-
-def _hours(h: float) -> str:
-    if not math.isfinite(h):
-        return "∞"
-    if h < 1 / 60:
-        return f"{h * 3600:.2g} s"
-    return f"{h * 60:.3g} min" if h < 1 else f"{h:.3g} h" if h < 48 else f"{h / 24:,.0f} d"
-
-
-def _usd(d: float) -> str:
-    return "∞" if not math.isfinite(d) else f"${d:,.3g}" if d < 1000 else f"${d:,.0f}"
-
-
-def _count(v) -> str:
-    if not math.isfinite(v):
-        return "∞"
-    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(v) >= scale:
-            return f"{v / scale:.3g}{unit}"
-    return f"{v:.3g}"
-
-
 _FORMATS = {
-    "params": _count,
-    "tokens": _count,
+    "params": fmt_count,
+    "tokens": fmt_count,
     "core": lambda v: f"{v:.4f}",
     "bpb": lambda v: f"{v:.4f}",
     "depth": lambda v: f"{v}",
-    "hours": _hours,
-    "usd": _usd,
+    "hours": fmt_hours,
+    "usd": fmt_usd,
 }
 
 

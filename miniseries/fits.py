@@ -5,36 +5,51 @@ these, and so does the demo.
 """
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from miniseries.accounting import param_counts
-from miniseries.config import MAX_DEPTH, get_preset, model_config
+from miniseries.config import MAX_DEPTH, check_convention, get_preset, model_config
 from miniseries.errors import UserError
-from miniseries.laws import Prediction, Run, fit_isoflop, n_label
+from miniseries.laws.base import Interval, Prediction, Run, n_label
+from miniseries.laws.isoflop import fit_isoflop
 from miniseries.paths import store_path
-from miniseries.plan import plan_for_flops, plan_isoflop
+from miniseries.plan import Plan, plan_for_flops, plan_isoflop
 from miniseries.store import open_store
 
 FIT_KIND = "isoflop_laws"  # the store's kind for a saved isoFLOP + parametric fit
 
 
-def runs_from_store(store, convention: str = "total") -> list:
-    """The store's finished isoFLOP runs as laws.Run (params by convention, loss = val bpb)."""
-    rows = [r for r in store.list_runs(kind="isoflop", status="done") if r["val_bpb"] is not None]
-    if not rows:
-        raise UserError(f"no finished isoFLOP runs in {store.path}; run `miniseries sweep` first")
-    return [
-        Run(
-            params=float(r[f"params_{convention}"]),
-            tokens=float(r["tokens"]),
-            flops=float(r["flops"]),
-            loss=float(r["val_bpb"]),
-            budget=r["budget"],
-            depth=r["depth"],
-            name=r["run_id"],
+def runs_for_fit(rows: list[dict], convention: str = "total") -> list[Run]:
+    """Store rows -> laws Run with params under ``convention`` and loss = val bpb (rows without
+    params, tokens or a val bpb are skipped). The one rule `fit --project`, the report and the
+    demo all fit by."""
+    check_convention(convention)
+    out = []
+    for r in rows:
+        n = r.get(f"params_{convention}")
+        if not n or r.get("val_bpb") is None or not r.get("tokens"):
+            continue
+        flops = r.get("flops") or 6.0 * n * r["tokens"]
+        out.append(
+            Run(
+                float(n),
+                float(r["tokens"]),
+                float(flops),
+                float(r["val_bpb"]),
+                budget=r.get("budget"),
+                depth=r.get("depth"),
+                name=r.get("run_id"),
+            )
         )
-        for r in rows
-    ]
+    return out
+
+
+def runs_from_store(store, convention: str = "total") -> list[Run]:
+    """The store's finished isoFLOP runs, by ``runs_for_fit``."""
+    runs = runs_for_fit(store.list_runs(kind="isoflop", status="done"), convention)
+    if not runs:
+        raise UserError(f"no finished isoFLOP runs in {store.path}; run `miniseries sweep` first")
+    return runs
 
 
 def fit_record(laws, runs, n_bootstrap: int = 1000, seed: int = 0) -> dict:
@@ -47,8 +62,8 @@ def fit_record(laws, runs, n_bootstrap: int = 1000, seed: int = 0) -> dict:
     }
 
 
-def predict_from_record(record: dict, budget: float):
-    """The isoFLOP prediction (N*, D*, loss, 90% intervals) of a stored fit at a new budget.
+def predict_from_record(record: dict, budget: float) -> Prediction:
+    """The isoFLOP prediction (N*, D*, loss with confidence intervals) of a stored fit at a budget.
 
     Refits the stored runs with the stored seed (the same fit, with its bootstrap samples); a
     record without runs predicts from its power laws alone (intervals NaN)."""
@@ -62,10 +77,8 @@ def predict_from_record(record: dict, budget: float):
         raise UserError("the stored isoFLOP fit has no power laws (fewer than 2 usable budgets)")
     law = {k: iso[f"{k}_law"] for k in ("n", "d", "loss")}
     value = {k: v["k"] * budget ** v["exponent"] for k, v in law.items()}
-    nan2 = (math.nan, math.nan)
-    return Prediction(
-        budget, value["n"], value["d"], value["loss"], nan2, nan2, nan2, "isoflop", conv
-    )
+    iv = {k: Interval(v, math.nan, math.nan) for k, v in value.items()}
+    return Prediction(budget, iv["n"], iv["d"], iv["loss"], "isoflop", conv)
 
 
 def latest_fit(project, convention: str | None = None) -> dict | None:
@@ -92,8 +105,10 @@ def default_ratio(
     return preset.ratio, conv, f"the {preset.name} preset's default (no isoFLOP fit in the store)"
 
 
-def plan_one_knob(flops: float, preset, fit: dict | None, convention: str | None = None):
-    """(plan, prediction dict, one-line explanation) for a budget, from a stored fit or not."""
+def plan_one_knob(
+    flops: float, preset, fit: dict | None, convention: str | None = None
+) -> tuple[Plan, Prediction, str]:
+    """(plan, prediction, one-line explanation) for a budget, from a stored fit or not."""
     unusable = fit is not None and not (fit["fit"].get("isoflop") or {}).get("n_law")
     if fit is None or unusable:
         plan = plan_for_flops(flops, preset, None, convention)
@@ -106,25 +121,27 @@ def plan_one_knob(flops: float, preset, fit: dict | None, convention: str | None
             f": using the {preset.name} preset's ratio {preset.ratio:g} tokens per "
             f"{n_label(plan.convention)}"
         )
-        pred = {"method": "preset_ratio", "budget": flops, "ratio": preset.ratio}
-        return plan, pred | _plan_fields(plan), why
+        pred = Prediction(
+            flops, None, None, None, "preset_ratio", plan.convention, ratio=preset.ratio
+        )
+        return plan, replace(pred, plan=plan_fields(plan)), why
     record = fit["fit"]
     conv = record["convention"]
     p = predict_from_record(record, flops)
 
     def distance(d):
         n = param_counts(model_config(d, preset)).by_convention(conv)
-        return abs(math.log(n / p.n_opt))
+        return abs(math.log(n / p.n_opt.point))
 
     depth = min(range(1, MAX_DEPTH + 1), key=distance)
     plan = plan_isoflop(depth, flops, preset, conv)
-    why = f"isoFLOP fit #{fit['fit_id']} ({fit['created_at']}): N*(C) = {p.n_opt:.3g}"
+    why = f"isoFLOP fit #{fit['fit_id']} ({fit['created_at']}): N*(C) = {p.n_opt.point:.3g}"
     why += f" {n_label(conv)}"
-    pred = p.to_dict() | {"fit_id": fit["fit_id"]} | _plan_fields(plan)
-    return plan, pred, why
+    return plan, replace(p, fit_id=fit["fit_id"], plan=plan_fields(plan)), why
 
 
-def _plan_fields(plan) -> dict:
+def plan_fields(plan: Plan) -> dict:
+    """What a prediction records of the run that will be trained for it."""
     return {
         "depth": plan.depth,
         "params": plan.params(),

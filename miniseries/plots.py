@@ -18,7 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from miniseries.crossing import Curve
-from miniseries.laws import ScalingFit, n_label
+from miniseries.laws.base import n_label
+from miniseries.laws.isoflop import ScalingFit
 from miniseries.paths import atomic_write_bytes
 
 DPI = 120
@@ -109,13 +110,14 @@ def plot_optima(fit: ScalingFit, path: str | os.PathLike) -> Path:
         ("d", fit.d_law, [v.d_opt for v in used], "tab:orange"),
     ):
         label = "N* " + n_label(fit.convention)[2:] if key == "n" else "D* (tokens)"
-        lo, hi = law.interval
+        iv = law.interval
         ax.scatter(cs, values, color=color, zorder=3)
         ax.plot(
             grid,
             law(grid),
             color=color,
-            label=f"{label} = {law.k:.3g}·C^{law.exponent:.3f} (90%: {lo:.3f} to {hi:.3f})",
+            label=f"{label} = {law.k:.3g}·C^{law.exponent:.3f} ({iv.label}: "
+            f"{iv.lo:.3f} to {iv.hi:.3f})",
         )
         s = fit.samples
         ok = np.isfinite(s[f"exp_{key}"])
@@ -128,13 +130,13 @@ def plot_optima(fit: ScalingFit, path: str | os.PathLike) -> Path:
     ax.set_yscale("log")
     ax.set_xlabel("compute budget C (FLOPs)")
     ax.set_ylabel("parameters / tokens at the optimum")
-    ax.set_title("compute-optimal N* and D* vs compute (bands: bootstrap 90%)")
+    ax.set_title("compute-optimal N* and D* vs compute (bands: bootstrap 90% CI)")
     ratio = f"D*/N* = {fit.ratio:.3g} at C = {fit.ratio_budget:.2g}"
-    lo, hi = fit.ratio_interval
+    iv = fit.ratio_interval
     ax.text(
         0.98,
         0.03,
-        f"{ratio}\n(90%: {lo:.3g} to {hi:.3g})",
+        f"{ratio}\n({iv.label}: {iv.lo:.3g} to {iv.hi:.3g})",
         transform=ax.transAxes,
         ha="right",
         va="bottom",
@@ -240,4 +242,29 @@ def plot_lr_sweep(
     ax.set_title("LR sweep: the optimum (star) should not move with depth")
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(loc="best", fontsize=8, framealpha=0.9)
+    return _save(fig, path)
+
+
+def plot_budget_curves(items: list, path: Path) -> Path:
+    """Every isoFLOP run's val bpb vs FLOPs, coloured by its budget (one colour bar, no legend:
+    dozens of runs would bury the plot under a legend)."""
+    fig, ax = _figure()
+    budgets = [b for b, _ in items]
+    lo, hi = min(budgets), max(budgets)
+    norm = LogNorm(lo, hi * (1.0001 if hi == lo else 1))
+    cmap = colormaps["viridis"]
+    for b, c in items:
+        ax.plot(c.flops, c.loss, color=cmap(norm(b)), lw=1.1, alpha=0.85)
+        ax.scatter([c.flops[-1]], [c.loss[-1]], color=cmap(norm(b)), s=10, zorder=3)
+    ax.set_xscale("log")
+    sparse_log_ticks(ax.xaxis)
+    ax.set_xlabel("training compute so far (FLOPs)")
+    ax.set_ylabel("validation bpb")
+    n_b = len(set(budgets))
+    ax.set_title(f"training curves of {len(items)} isoFLOP runs over {n_b} budgets")
+    ax.grid(True, which="both", alpha=0.25)
+    ys = np.concatenate([np.asarray(c.loss) for _, c in items])
+    top = np.percentile(ys, 98) if len(ys) > 10 else ys.max()
+    ax.set_ylim(ys.min() - 0.02 * (top - ys.min()), top + 0.05 * (top - ys.min()) + 1e-9)
+    fig.colorbar(_mappable(norm, cmap), ax=ax, label="budget C (FLOPs)")
     return _save(fig, path)

@@ -4,7 +4,8 @@ figures in PROJECT/report/*.png, all from the results store.
 Every section reads the store, fits what it can and says so; a section whose runs do not exist yet
 says which command makes them instead of failing. The headline is filled in by the sections as
 they go (the fitted exponents, the crossing verdict, the held-out check, the LR transfer), so the
-first screen of the report answers "did it work?". Rendering is in ``miniseries.report_html``.
+first screen of the report answers "did it work?". The tables are built in
+``miniseries.report_tables`` and rendered to Markdown and HTML by ``miniseries.render``.
 No torch here: a report can be made on a laptop from a store copied off a GPU box.
 """
 
@@ -13,28 +14,35 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from miniseries import report_html as rh
+from miniseries import report_tables as rt
+from miniseries.calibrate import calibrate_gpt3, core_standard_error, fit_series
 from miniseries.config import CONVENTIONS, check_convention
-from miniseries.crossing import Curve, check
+from miniseries.crossing import CORE_TOL, LOSS_TOL, Curve, check
 from miniseries.errors import UserError
-from miniseries.laws import (
-    CONVENTION_NAMES,
-    fit_isoflop,
-    fit_parametric,
-    group_budgets,
-    n_label,
-)
+from miniseries.evaluate.bundle import CORE_TASKS
+from miniseries.extrapolate import ScalingLaws, extrapolation_table
+from miniseries.fits import runs_for_fit
+from miniseries.laws.base import CONVENTION_NAMES, LEVEL, Prediction, group_budgets, n_label
+from miniseries.laws.isoflop import fit_isoflop
+from miniseries.laws.parametric import fit_parametric
 from miniseries.paths import atomic_write_text
-from miniseries.report_html import Section, fmt_iv
-from miniseries.study import (  # noqa: F401 (the demo and tests import them from here too)
-    HINTS,
+from miniseries.plots import (
+    plot_budget_curves,
+    plot_curves,
+    plot_isoflop,
+    plot_lr_sweep,
+    plot_optima,
+    plot_series,
+)
+from miniseries.render import Section, fmt_interval, to_html, to_markdown
+from miniseries.study import (
     Study,
     default_convention,
     held_out_prediction,
     load_study,
     measured_optimum,
-    runs_for_fit,
 )
+from miniseries.transfer import transfer_check
 
 # ---------------------------------------------------------------------------------------------
 # The report
@@ -97,7 +105,7 @@ def write_report(project, out=None, n_bootstrap=1000, convention=None, hardware=
         core_section(ctx),
         calibration_section(ctx),
         predictions_section(ctx),
-        rh.notes_section(conv),
+        notes_section(conv),
     ]
     headline = [ctx.headline[k] for k in HEADLINE_ORDER if k in ctx.headline]
     head = Section("headline", "Headline")
@@ -107,12 +115,13 @@ def write_report(project, out=None, n_bootstrap=1000, convention=None, hardware=
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     intro = [
         f"project `{study.project}` · {len(study.runs)} runs ({n_done} done) · params counted: "
-        f"**{n_label(conv)}** · intervals: bootstrap 90% ({n_bootstrap} resamples) · {stamp}"
+        f"**{n_label(conv)}** · intervals: bootstrap {LEVEL:.0%} ({n_bootstrap} resamples) · "
+        f"{stamp}"
     ]
     title = f"miniseries report: {study.project.resolve().name}"
     md_path, html_path = out / "report.md", out / "report.html"
-    atomic_write_text(md_path, rh.to_markdown(title, intro, sections, out))
-    atomic_write_text(html_path, rh.to_html(title, intro, sections))
+    atomic_write_text(md_path, to_markdown(title, intro, sections, out))
+    atomic_write_text(html_path, to_html(title, intro, sections))
     return Report(md_path, html_path, headline, [s.title for s in sections])
 
 
@@ -174,7 +183,7 @@ def runs_section(ctx: Context) -> Section:
     )
     order = {k: i for i, k in enumerate(("isoflop", "series", "lr_sweep", "one_knob", "single"))}
     rows = sorted(rows, key=lambda r: (order.get(r["kind"], 9), r["budget"] or 0, r["depth"] or 0))
-    s.table(*rh.runs_table(rows, conv))
+    s.table(*rt.runs_table(rows, conv))
     return s
 
 
@@ -192,19 +201,20 @@ def laws_section(ctx: Context) -> Section:
         "bpb against log10 N; its vertex is the compute-optimal size. Flagged vertices are left "
         "out of the power laws."
     )
-    s.table(*rh.vertex_table(fit))
+    s.table(*rt.vertex_table(fit))
     s.p(
         "N* = k·C^a and D* = k'·C^b across budgets, refitted under **each** parameter-count "
         "convention: the ratio depends strongly on what is counted, and at small scale, where "
         "embeddings are much of a model, so do the exponents."
     )
-    s.table(*rh.laws_table(ctx.fits, conv))
+    s.table(*rt.laws_table(ctx.fits, conv))
     if fit.n_law is not None:
         ctx.headline["laws"] = (
-            f"**a = {fmt_iv(fit.n_law.exponent, *fit.n_law.interval)}**, "
-            f"**b = {fmt_iv(fit.d_law.exponent, *fit.d_law.interval)}**, tokens:params "
-            f"**{fmt_iv(fit.ratio, *fit.ratio_interval, spec='.3g')}** at C = "
-            f"{fit.ratio_budget:.2g} (N counts {CONVENTION_NAMES[conv]}; 90% intervals)"
+            f"**a = {fmt_interval(fit.n_law.interval)}**, "
+            f"**b = {fmt_interval(fit.d_law.interval)}**, tokens:params "
+            f"**{fmt_interval(fit.ratio_interval, '.3g')}** at C = "
+            f"{fit.ratio_budget:.2g} (N counts {CONVENTION_NAMES[conv]}; "
+            f"{fit.ratio_interval.label}s of the fitted laws)"
         )
     else:
         ctx.headline["laws"] = "scaling laws: fewer than 2 usable isoFLOP budgets (see flags)"
@@ -216,10 +226,8 @@ def laws_section(ctx: Context) -> Section:
             f"Parametric fit L(N, D) = E + A/N^α + B/D^β on {par.n_runs} runs ({n_label(conv)}; "
             "Huber on log-loss residuals, as Chinchilla/Epoch AI):"
         )
-        s.table(*rh.parametric_table(par))
+        s.table(*rt.parametric_table(par))
     if any(math.isfinite(v.coeffs[0]) for v in fit.vertices):
-        from miniseries.plots import plot_isoflop, plot_optima
-
         s.img(
             plot_isoflop(fit, ctx.figdir / "isoflop.png", ylabel="validation bits per byte"),
             "isoFLOP profiles; star = vertex, cross = flagged vertex",
@@ -235,9 +243,9 @@ def laws_section(ctx: Context) -> Section:
 def held_out_section(ctx: Context) -> Section:
     s = Section("held-out", "Held-out prediction")
     preds = [
-        p["predicted"]
+        Prediction.from_dict(p["predicted"])
         for p in ctx.study.predictions
-        if p["run_id"].startswith("budget:") or {"budget", "fit_budgets"} <= set(p["predicted"])
+        if p["run_id"].startswith("budget:")
     ]
     note = "stored before training it"
     fit = ctx.fits.get(ctx.convention)
@@ -257,13 +265,13 @@ def held_out_section(ctx: Context) -> Section:
     )
     rows = []
     for p in preds:
-        conv = p.get("convention", ctx.convention)
-        meas = measured_optimum(runs_for_fit(ctx.study.done("isoflop"), conv), p["budget"], conv)
-        row, line = rh.held_out_row(p, meas)
+        conv = p.convention
+        meas = measured_optimum(runs_for_fit(ctx.study.done("isoflop"), conv), p.budget, conv)
+        row, line = rt.held_out_row(p, meas)
         rows.append(row)
         if line:
             ctx.headline["held_out"] = line
-    s.table(rh.held_out_columns(ctx.convention), rows)
+    s.table(rt.held_out_columns(ctx.convention), rows)
     return s
 
 
@@ -273,7 +281,6 @@ def crossing_section(ctx: Context) -> Section:
     if not ctx.iso_runs and not curves:
         s.p(ctx.study.hint("isoflop"))
         return s
-    from miniseries.crossing import CORE_TOL, LOSS_TOL
 
     # CORE measured on a capped number of examples is noisy: two runs' CORE differ by chance by
     # ~sqrt(2) standard errors, so only a drop beyond twice that counts as a crossing.
@@ -290,7 +297,7 @@ def crossing_section(ctx: Context) -> Section:
         "(twice the binomial standard error of a difference, from the examples evaluated)."
     )
     if not v.ok:
-        cols, rows = rh.violations_table(v.violations)
+        cols, rows = rt.violations_table(v.violations)
         s.table(cols, rows)
         if len(v.violations) > len(rows):
             s.p(f"({len(v.violations) - len(rows)} smaller violations not shown)")
@@ -299,12 +306,11 @@ def crossing_section(ctx: Context) -> Section:
 
 def curves_section(ctx: Context) -> Section:
     s = Section("curves", "Training curves and the miniseries")
-    from miniseries.plots import plot_curves, plot_series
 
     items = budget_curves(ctx)
     if items:
         s.img(
-            rh.plot_budget_curves(items, ctx.figdir / "isoflop_curves.png"),
+            plot_budget_curves(items, ctx.figdir / "isoflop_curves.png"),
             "validation bpb of every isoFLOP run during training, coloured by budget",
         )
     curves = [c for c in (curve_of(ctx.study, r) for r in ctx.study.done("series")) if c]
@@ -323,8 +329,6 @@ def curves_section(ctx: Context) -> Section:
 
 
 def lr_section(ctx: Context) -> Section:
-    from miniseries.plots import plot_lr_sweep
-    from miniseries.transfer import transfer_check
 
     s = Section("lr", "LR sweep and transfer")
     results: dict = {}
@@ -342,7 +346,7 @@ def lr_section(ctx: Context) -> Section:
         "multiplier and its neighbours. Penalty: the relative bpb a depth loses when trained at "
         f"the common multiplier instead of its own (tolerance {v.tol:.1%})."
     )
-    s.table(*rh.lr_table(v))
+    s.table(*rt.lr_table(v))
     optima = {d: o["lr_mult"] for d, o in v.optima.items() if not o["flag"]}
     s.img(
         plot_lr_sweep(
@@ -354,7 +358,6 @@ def lr_section(ctx: Context) -> Section:
 
 
 def core_section(ctx: Context) -> Section:
-    from miniseries.evaluate.bundle import CORE_TASKS
 
     s = Section("core", "CORE per task")
     runs = [r for r in ctx.study.done("series") if ctx.study.core_tasks.get(r["run_id"])]
@@ -373,7 +376,7 @@ def core_section(ctx: Context) -> Section:
         )
     s.p("Each cell: accuracy / centered = (accuracy − baseline) / (1 − baseline).")
     names = [f"d{r['depth']}" if r["depth"] is not None else r["run_id"] for r in runs]
-    cols, rows, means = rh.core_table(names, present, [tasks[r["run_id"]] for r in runs], label)
+    cols, rows, means = rt.core_table(names, present, [tasks[r["run_id"]] for r in runs], label)
     s.table(cols, rows)
     ctx.headline["core"] = (
         f"{label} of the largest miniseries run ({names[-1]}): {means[-1]:.4f}"
@@ -384,8 +387,6 @@ def core_section(ctx: Context) -> Section:
 
 def _series_points(ctx: Context):
     """flops, core (or None), bpb, core standard errors (or None) of the finished series."""
-    from miniseries.calibrate import core_standard_error
-    from miniseries.evaluate.bundle import CORE_TASKS
 
     runs = sorted(ctx.study.done("series"), key=lambda r: r["flops"] or 0)
     runs = [r for r in runs if r["flops"]]
@@ -410,8 +411,6 @@ def _series_points(ctx: Context):
 
 
 def calibration_section(ctx: Context) -> Section:
-    from miniseries.calibrate import fit_series
-    from miniseries.extrapolate import ScalingLaws, extrapolation_table
 
     s = Section("extrapolation", "Calibration and extrapolation")
     flops, core, bpb, se = _series_points(ctx)
@@ -453,7 +452,7 @@ def calibration_section(ctx: Context) -> Section:
             s.ul(table.notes)
             if table.sanity:
                 ctx.headline["extrapolation"] = table.sanity["verdict"]
-    rh.gpt3_blocks(s)
+    gpt3_blocks(s)
     return s
 
 
@@ -465,6 +464,30 @@ def predictions_section(ctx: Context) -> Section:
         s.p("No one-knob runs with a prediction: " + ctx.study.hint("one_knob"))
         return s
     s.p("What was predicted before each one-knob run, against what it measured.")
-    rows = [row for p in preds for row in rh.prediction_rows(runs[p["run_id"]], p["predicted"])]
+    rows = [
+        row
+        for p in preds
+        for row in rt.prediction_rows(runs[p["run_id"]], Prediction.from_dict(p["predicted"]))
+    ]
     s.table(["run", "quantity", "predicted", "measured", "error %"], rows)
+    return s
+
+
+def gpt3_blocks(s: Section) -> None:
+    """GPT-3's estimated CORE and the GPT-2 fits behind it (reference data: always shown)."""
+    cal = calibrate_gpt3()
+    s.p(
+        "GPT-3 has no public weights: its CORE is estimated from the 6 tasks its paper reports, "
+        "by fits on the four GPT-2 models (simple: OLS on the mean centered score; ridge: α = "
+        f"{cal.alpha:g} on the 6 scores; final = their mean)."
+    )
+    fits, models = rt.gpt3_tables(cal)
+    s.table(*fits)
+    s.table(*models)
+
+
+def notes_section(convention: str) -> Section:
+    """The footer: conventions, definitions, and citations for miniseries/reference.py."""
+    s = Section("notes", "Notes and definitions")
+    s.ul(rt.notes_items(convention))
     return s

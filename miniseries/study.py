@@ -1,7 +1,6 @@
 """A project's results, read for the report and the demo: runs, curves, CORE tasks and
-predictions from the store in one snapshot; runs as laws.Run under a parameter convention; the
-held-out prediction (fit the budgets below C, predict C) and the measured optimum it is judged
-against. No torch.
+predictions from the store in one snapshot; the held-out prediction (fit the budgets below C,
+predict C) and the measured optimum it is judged against. No torch.
 """
 
 import math
@@ -9,13 +8,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from miniseries.config import check_convention
 from miniseries.errors import UserError
-from miniseries.laws import (
-    Run,
-    fit_isoflop,
-    fit_vertex,
-)
+from miniseries.fits import runs_for_fit
+from miniseries.laws.base import Prediction, Run
+from miniseries.laws.isoflop import fit_isoflop, fit_vertex
 from miniseries.paths import store_path
 
 # The command that makes each kind of run (said in place of a section that has no data yet).
@@ -73,29 +69,6 @@ def load_study(project: str | os.PathLike) -> Study:
     return study
 
 
-def runs_for_fit(rows: list[dict], convention: str = "total") -> list[Run]:
-    """Store rows -> laws.Run with params under ``convention`` and loss = val bpb."""
-    check_convention(convention)
-    out = []
-    for r in rows:
-        n = r.get(f"params_{convention}")
-        if not n or r.get("val_bpb") is None or not r.get("tokens"):
-            continue
-        flops = r.get("flops") or 6.0 * n * r["tokens"]
-        out.append(
-            Run(
-                float(n),
-                float(r["tokens"]),
-                float(flops),
-                float(r["val_bpb"]),
-                budget=r.get("budget"),
-                depth=r.get("depth"),
-                name=r.get("run_id"),
-            )
-        )
-    return out
-
-
 def default_convention(runs: list[dict]) -> str:
     """The convention the runs' preset counts its ratio in, else 'total'."""
     from miniseries.config import PRESETS
@@ -113,10 +86,10 @@ def default_convention(runs: list[dict]) -> str:
 
 def held_out_prediction(
     runs, budget: float, convention: str = "total", n_bootstrap: int = 1000, seed: int = 0
-) -> dict:
+) -> Prediction:
     """Fit the isoFLOP laws on the budgets below ``budget`` and predict its optimum.
 
-    ``runs``: store rows (dicts) or laws.Run objects. The result is what the demo stores, before
+    ``runs``: store rows (dicts) or laws Run objects. The result is what the demo stores, before
     training ``budget``, with ``add_prediction(run_id=f"budget:{budget:g}", ...)``; loss is in the
     runs' units (val bpb).
     """
@@ -129,20 +102,7 @@ def held_out_prediction(
             f"held-out prediction at C={budget:.3g} needs 2 usable budgets below it, have "
             f"{usable}; sweep more (smaller) budgets first"
         )
-    p = fit.predict(budget)
-    return {
-        "budget": float(budget),
-        "n_opt": p.n_opt,
-        "n_lo": p.n_interval[0],
-        "n_hi": p.n_interval[1],
-        "d_opt": p.d_opt,
-        "loss": p.loss,
-        "loss_lo": p.loss_interval[0],
-        "loss_hi": p.loss_interval[1],
-        "fit_budgets": [v.budget for v in fit.vertices if v.usable],
-        "convention": convention,
-        "method": "isoflop",
-    }
+    return fit.predict(budget)
 
 
 def measured_optimum(runs: list[Run], budget: float, convention: str) -> dict | None:

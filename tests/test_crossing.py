@@ -1,9 +1,10 @@
 """The crossing detector: clean synthetic profiles and curves pass, planted crossings are caught."""
 
 import numpy as np
+from synthetic import synthetic_runs
 
 from miniseries.crossing import Curve, check, check_isoflop, check_series
-from miniseries.laws import Run, synthetic_runs
+from miniseries.laws.base import Run
 
 BUDGETS = [1e18, 3e18, 1e19, 3e19]
 

@@ -9,8 +9,9 @@ import sys
 import pytest
 
 from miniseries.demo import DemoConfig, run_demo
+from miniseries.fits import runs_for_fit
 from miniseries.store import open_store
-from miniseries.study import measured_optimum, runs_for_fit
+from miniseries.study import measured_optimum
 
 TINY = {"vocab_size": 512, "seq_len": 64, "batch_tokens": 512, "device_batch_size": 8}
 FIT_BUDGETS, HELD_OUT = (4e10, 5.7e10, 8e10), 1.6e11  # held out: 2x the largest fitted budget
@@ -63,14 +64,14 @@ def check_held_out(result: dict, stored: dict, iso: list[dict], budget: float) -
     1.5x of the measured one."""
     pred, measured = result["prediction"], result["measured"]
     assert pred is not None and measured is not None
-    assert stored["predicted"]["loss"] == pred["loss"]
-    assert max(pred["fit_budgets"]) < budget
+    assert stored["predicted"] == pred.to_dict()
+    assert max(pred.fit_budgets) < budget
     held = [r for r in iso if r["budget"] == budget]
     assert held and stored["created_at"] < min(r["started_at"] for r in held)
     runs = runs_for_fit(iso, "total")
-    largest = measured_optimum(runs, max(pred["fit_budgets"]), "total")
-    assert abs(pred["loss"] - measured["loss"]) < abs(largest["loss"] - measured["loss"])
-    assert abs(math.log(pred["n_opt"] / measured["n_opt"])) < math.log(1.5)
+    largest = measured_optimum(runs, max(pred.fit_budgets), "total")
+    assert abs(pred.loss.point - measured["loss"]) < abs(largest["loss"] - measured["loss"])
+    assert abs(math.log(pred.n_opt.point / measured["n_opt"])) < math.log(1.5)
 
 
 @pytest.mark.slow

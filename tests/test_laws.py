@@ -7,20 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import CHINCHILLA, synthetic_runs
 
 from miniseries.errors import UserError
-from miniseries.laws import (
-    CHINCHILLA,
-    Run,
-    drop_worst,
-    fit_isoflop,
-    fit_laws,
-    fit_parametric,
-    fit_vertex,
-    group_budgets,
-    runs_from_csv,
-    synthetic_runs,
-)
+from miniseries.laws import fit_laws
+from miniseries.laws.base import Run, drop_worst, group_budgets, runs_from_csv
+from miniseries.laws.isoflop import fit_isoflop, fit_vertex
+from miniseries.laws.parametric import fit_parametric
 
 FIG4 = Path(__file__).with_name("data") / "chinchilla_fig4.csv"  # see data/README.md
 TRUE_A = CHINCHILLA["beta"] / (CHINCHILLA["alpha"] + CHINCHILLA["beta"])  # 0.4516
@@ -59,8 +52,9 @@ def test_synthetic_law_is_recovered_by_both_routes():
     true_n, true_d = _true_optimum(iso.ratio_budget)
     assert iso.ratio == pytest.approx(true_d / true_n, rel=0.07)
     assert par.ratio == pytest.approx(true_d / true_n, rel=0.07)
-    lo, hi = iso.n_law.interval
-    assert lo < iso.n_law.exponent < hi
+    iv = iso.n_law.interval
+    assert iv.point == iso.n_law.exponent and iv.lo < iv.point < iv.hi
+    assert iv.kind == "confidence" and iv.label == "90% CI"
 
 
 def _true_optimum(c):
@@ -80,12 +74,12 @@ def test_prediction_at_a_new_budget_brackets_the_truth():
     iso, par = laws.predict(c)
     for p in (iso, par):
         assert p.convention == "total"
-        assert p.n_opt == pytest.approx(true_n, rel=0.25)
-        assert p.n_interval[0] < p.n_opt < p.n_interval[1]
-        assert p.loss_interval[0] < p.loss < p.loss_interval[1]
-    assert par.loss == pytest.approx(true_loss, rel=0.01)
+        assert p.n_opt.point == pytest.approx(true_n, rel=0.25)
+        assert p.n_opt.lo < p.n_opt.point < p.n_opt.hi
+        assert p.loss.lo < p.loss.point < p.loss.hi
+    assert par.loss.point == pytest.approx(true_loss, rel=0.01)
     # log-log linear L* is optimistic beyond the sweep (it never flattens toward E)
-    assert iso.loss < true_loss
+    assert iso.loss.point < true_loss
 
 
 def test_budget_with_two_sizes_is_flagged_and_left_out():
@@ -230,10 +224,10 @@ def test_bootstrap_intervals_cover_true_exponents():
         runs = synthetic_runs(BUDGETS, per_budget=9, noise=0.003, seed=1000 + rep)
         laws = fit_laws(runs, n_bootstrap=200, seed=rep)
         iso, par = laws.isoflop, laws.parametric
-        cover["iso_a"] += iso.n_law.interval[0] <= TRUE_A <= iso.n_law.interval[1]
-        cover["iso_b"] += iso.d_law.interval[0] <= 1 - TRUE_A <= iso.d_law.interval[1]
-        cover["par_a"] += par.intervals["a"][0] <= TRUE_A <= par.intervals["a"][1]
-        cover["par_b"] += par.intervals["b"][0] <= 1 - TRUE_A <= par.intervals["b"][1]
+        cover["iso_a"] += iso.n_law.interval.contains(TRUE_A)
+        cover["iso_b"] += iso.d_law.interval.contains(1 - TRUE_A)
+        cover["par_a"] += par.intervals["a"].contains(TRUE_A)
+        cover["par_b"] += par.intervals["b"].contains(1 - TRUE_A)
     assert min(cover.values()) >= binom.ppf(0.01, 100, 0.9), cover
 
 

@@ -6,13 +6,14 @@ import math
 import re
 
 import pytest
+from synthetic import CHINCHILLA, synthetic_runs
 
 from miniseries.accounting import param_counts
 from miniseries.cli import run as run_cli
 from miniseries.cli import series as series_cli
 from miniseries.config import get_preset
 from miniseries.fits import FIT_KIND, fit_record
-from miniseries.laws import CHINCHILLA, fit_laws, synthetic_runs
+from miniseries.laws import fit_laws
 from miniseries.plan import plan_for_flops
 from miniseries.store import open_store
 
@@ -67,18 +68,20 @@ def test_run_picks_the_predicted_depth_and_records_prediction_vs_outcome(
     assert cli(run_cli, ["--flops", "1e10", "--quiet", *data_args(tiny_data, project)]) == 0
     out = capsys.readouterr().out
     assert "isoFLOP fit #1" in out and f"depth {depth}," in out
-    shown = float(re.search(r"expected val bpb ([\d.]+) \[90%: ", out).group(1))
+    shown = float(
+        re.search(r"expected val bpb ([\d.]+) \[[\d.]+–[\d.]+\] \(90% CI\)", out).group(1)
+    )
     assert shown == pytest.approx(loss_true, rel=0.01)
     assert "outcome: val bpb" in out
     with open_store(project, create=False) as store:
         [pred] = store.predictions()
         row = store.get_run(pred["run_id"])
     p = pred["predicted"]
-    assert p["depth"] == depth and p["method"] == "isoflop" and p["fit_id"] == 1
-    assert p["loss"] == pytest.approx(shown, abs=5e-5)
-    assert p["n_opt"] == pytest.approx(n_true, rel=0.1)
-    lo, hi = p["loss_interval"]
-    assert lo < p["loss"] < hi
+    assert p["plan"]["depth"] == depth and p["method"] == "isoflop" and p["fit_id"] == 1
+    assert p["loss"]["point"] == pytest.approx(shown, abs=5e-5)
+    assert p["n_opt"]["point"] == pytest.approx(n_true, rel=0.1)
+    assert p["loss"]["lo"] < p["loss"]["point"] < p["loss"]["hi"]
+    assert p["loss"]["kind"] == "confidence" and p["loss"]["level"] == 0.9
     assert row["kind"] == "one_knob" and row["status"] == "done" and row["depth"] == depth
     assert row["budget"] == budget and row["val_bpb"] > 0
     assert abs(row["flops"] - budget) <= 0.5 * row["flops"] / row["steps"]

@@ -4,10 +4,11 @@ import struct
 
 import numpy as np
 import pytest
+from synthetic import synthetic_runs
 
 from miniseries.crossing import Curve
 from miniseries.errors import UserError
-from miniseries.laws import fit_isoflop, synthetic_runs
+from miniseries.laws.isoflop import fit_isoflop
 from miniseries.plots import (
     DPI,
     plot_curves,

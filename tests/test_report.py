@@ -13,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import synthetic_runs
 
 from miniseries.config import get_preset
 from miniseries.evaluate.bundle import CORE_TASKS
 from miniseries.fits import FIT_KIND, fit_record, plan_one_knob
-from miniseries.laws import fit_laws, synthetic_runs
-from miniseries.report import build_report, held_out_prediction, write_report
+from miniseries.laws import fit_laws
+from miniseries.report import build_report, write_report
 from miniseries.store import open_store
+from miniseries.study import held_out_prediction
 
 # A law with bpb-like values (~1.5-2.5 at these sizes).
 LAW = {"E": 1.0, "A": 40.0, "B": 40.0, "alpha": 0.34, "beta": 0.28}
@@ -121,14 +123,14 @@ def make_project(path: Path, n_bootstrap: int = 200) -> Path:
         _lr_rows(store)
         below = [r for r in store.list_runs(kind="isoflop") if r["budget"] < HELD_OUT]
         pred = held_out_prediction(below, HELD_OUT, "total", n_bootstrap)
-        store.add_prediction(f"budget:{HELD_OUT:g}", pred)
+        store.add_prediction(f"budget:{HELD_OUT:g}", pred.to_dict())
         # a one-knob run, its prediction made by the code `miniseries run` uses, from a stored fit
         laws = fit_laws(runs, "total", n_bootstrap=50, seed=0)
         store.add_fit(FIT_KIND, "total", fit_record(laws, runs, 50, 0))
         _, pred, _ = plan_one_knob(KNOB_FLOPS, get_preset("cpu"), store.latest_fit(FIT_KIND))
-        store.ensure_run("knob1", kind="one_knob", study="knob:seq_len", depth=pred["depth"])
+        store.ensure_run("knob1", kind="one_knob", study="knob:seq_len", depth=pred.plan["depth"])
         store.update_run("knob1", status="done", val_bpb=KNOB_MEASURED, budget=KNOB_FLOPS)
-        store.add_prediction("knob1", pred)
+        store.add_prediction("knob1", pred.to_dict())
     return path
 
 
@@ -238,12 +240,12 @@ def test_one_knob_prediction_renders_with_its_interval(project):
     md = report.md_path.read_text()
     with open_store(path) as store:
         [pred] = [p["predicted"] for p in store.predictions() if p["run_id"] == "knob1"]
-    lo, hi = pred["loss_interval"]
-    assert lo < pred["loss"] < hi
-    err = 100 * (pred["loss"] - KNOB_MEASURED) / KNOB_MEASURED
+    loss, lo, hi = pred["loss"]["point"], pred["loss"]["lo"], pred["loss"]["hi"]
+    assert lo < loss < hi
+    err = 100 * (loss - KNOB_MEASURED) / KNOB_MEASURED
     row = (
-        f"| knob:seq_len d{pred['depth']} | loss | {pred['loss']:#.4g} [{lo:#.4g}–{hi:#.4g}] "
-        f"| {KNOB_MEASURED:#.4g} | {err:+.2f} |"
+        f"| knob:seq_len d{pred['plan']['depth']} | val bpb | {loss:#.4g} [{lo:#.4g}–{hi:#.4g}] "
+        f"(90% CI) | {KNOB_MEASURED:#.4g} | {err:+.2f} |"
     )
     assert row in md
     knob_rows = [line for line in md.splitlines() if line.startswith("| knob:seq_len")]
@@ -276,12 +278,12 @@ def test_empty_project_says_what_to_run(tmp_path):
 def test_held_out_prediction_uses_only_smaller_budgets():
     runs = synthetic_runs(BUDGETS, per_budget=7, noise=0.002, law=LAW, seed=5)
     p = held_out_prediction(runs, 3e14, "total", n_bootstrap=100)
-    assert p["fit_budgets"] == [1e13, 3e13, 1e14]
-    assert p["loss_lo"] <= p["loss"] <= p["loss_hi"]
+    assert p.fit_budgets == (1e13, 3e13, 1e14)
+    assert p.loss.lo <= p.loss.point <= p.loss.hi
     n_true, d_true = planted_optimum(3e14)  # the law's own optimum there, in closed form
     loss_true = LAW["E"] + LAW["A"] / n_true ** LAW["alpha"] + LAW["B"] / d_true ** LAW["beta"]
-    assert abs(p["loss"] / loss_true - 1) < 0.02
-    assert abs(math.log(p["n_opt"] / n_true)) < math.log(1.5)
+    assert abs(p.loss.point / loss_true - 1) < 0.02
+    assert abs(math.log(p.n_opt.point / n_true)) < math.log(1.5)
 
 
 def test_cli_run_prints_paths_and_headline(project, capsys):

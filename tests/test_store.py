@@ -402,3 +402,80 @@ def test_reader_never_sees_a_half_written_run(tmp_path):
     assert counts[-1] == 300
     assert len(counts) >= 3, f"reader never overlapped the writer: {counts}"
     assert torn == 0
+
+
+def _schema_1_store(path):
+    """A store as schema 1 wrote it: the version stamp and the old shapes, by raw SQL."""
+    Store(path).close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    held_out = {  # what study.held_out_prediction returned in schema 1
+        "budget": 3e14, "n_opt": 2.0e6, "n_lo": 1.5e6, "n_hi": 2.6e6, "d_opt": 2.5e7,
+        "loss": 1.70, "loss_lo": 1.68, "loss_hi": 1.73, "fit_budgets": [1e13, 1e14],
+        "convention": "total", "method": "isoflop",
+    }  # fmt: skip
+    one_knob = {  # Prediction.to_dict() of schema 1, plus the fit id and the plan's fields
+        "budget": 1e12, "n_opt": 9.0e5, "d_opt": 1.8e7, "loss": 2.10, "n_interval": [8e5, 1e6],
+        "d_interval": [1.6e7, 2e7], "loss_interval": [2.05, 2.16], "method": "isoflop",
+        "convention": "total", "n_label": "N (total params)", "fit_id": 1, "depth": 3,
+        "params": 880000, "tokens": 18000000, "steps": 120, "flops": 1.0e12,
+    }  # fmt: skip
+    preset = {
+        "method": "preset_ratio", "budget": 1e11, "ratio": 10.0, "depth": 2, "params": 5e5,
+        "convention": "total", "tokens": 5e6, "steps": 40, "flops": 1e11,
+    }  # fmt: skip
+    for rid, obj in (("budget:3e+14", held_out), ("knob", one_knob), ("knob0", preset)):
+        db.execute("INSERT INTO predictions VALUES (?, ?, ?)", (rid, json.dumps(obj), "2026-01-01"))
+    fit = {
+        "convention": "total",
+        "isoflop": {
+            "n_law": {"k": 0.1, "exponent": 0.5, "interval": [0.45, 0.55]},
+            "d_law": {"k": 1.0, "exponent": 0.5, "interval": [0.45, 0.55]},
+            "loss_law": {"k": 9.0, "exponent": -0.05, "interval": [-0.06, -0.04]},
+            "ratio": 20.0, "ratio_interval": [15.0, 26.0],
+            "ratio_trend": 0.0, "ratio_trend_interval": [-0.1, 0.1],
+        },
+        "parametric": {"E": 1.7, "a": 0.45, "intervals": {"E": [1.6, 1.8], "a": [0.4, 0.5]}},
+    }  # fmt: skip
+    db.execute(
+        "INSERT INTO fits (created_at, kind, convention, json) VALUES (?, ?, ?, ?)",
+        ("2026-01-01", "isoflop_laws", "total", json.dumps(fit)),
+    )
+    db.execute(
+        "INSERT INTO fits (created_at, kind, convention, json) VALUES (?, ?, ?, ?)",
+        ("2026-01-01", "lr_transfer", "cpu", json.dumps({"group": "all", "ok": True})),
+    )
+    db.commit()
+    db.close()
+
+
+def test_schema_1_store_is_migrated_to_one_interval_and_prediction_shape(tmp_path):
+    from miniseries.laws.base import Interval, Prediction
+
+    path = tmp_path / "miniseries.db"
+    _schema_1_store(path)
+    with Store(path) as store:
+        assert store._schema_version() == SCHEMA_VERSION == 2
+        preds = {p["run_id"]: Prediction.from_dict(p["predicted"]) for p in store.predictions()}
+        fit = store.latest_fit("isoflop_laws")["fit"]
+    held = preds["budget:3e+14"]
+    assert held.loss == Interval(1.70, 1.68, 1.73, 0.9, "confidence")
+    assert held.n_opt == Interval(2.0e6, 1.5e6, 2.6e6) and held.fit_budgets == (1e13, 1e14)
+    assert held.d_opt.point == 2.5e7 and not held.d_opt.bounded  # schema 1 had no D* interval
+    knob = preds["knob"]
+    assert knob.loss == Interval(2.10, 2.05, 2.16) and knob.fit_id == 1
+    assert knob.plan == {"depth": 3, "params": 880000, "convention": "total",
+                         "tokens": 18000000, "steps": 120, "flops": 1.0e12}  # fmt: skip
+    flat = preds["knob0"]
+    assert flat.loss is None and flat.ratio == 10.0 and flat.plan["depth"] == 2
+    iso = fit["isoflop"]
+    assert Interval.from_dict(iso["n_law"]["interval"]) == Interval(0.5, 0.45, 0.55)
+    assert Interval.from_dict(iso["ratio_interval"]) == Interval(20.0, 15.0, 26.0)
+    assert Interval.from_dict(iso["ratio_trend_interval"]) == Interval(0.0, -0.1, 0.1)
+    assert Interval.from_dict(fit["parametric"]["intervals"]["a"]) == Interval(0.45, 0.4, 0.5)
+    with Store(path) as store:
+        lr = store.latest_fit("lr_transfer")
+    assert lr["convention"] is None and lr["fit"] == {"group": "all", "ok": True, "preset": "cpu"}
+    with Store(path) as store:  # opening again changes nothing
+        again = {p["run_id"]: p["predicted"] for p in store.predictions()}
+    assert again == {k: v.to_dict() for k, v in preds.items()}

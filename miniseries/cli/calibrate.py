@@ -39,7 +39,8 @@ def run(args) -> int:
 def _print_tables(cal) -> None:
     from rich.table import Table
 
-    from miniseries.cli.common import console, fmt_count
+    from miniseries.cli.common import console
+    from miniseries.render import fmt_count
 
     s, r = cal.simple, cal.ridge
     fit = Table(

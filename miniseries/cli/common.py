@@ -134,14 +134,6 @@ def preset_from_args(args: argparse.Namespace):
     return preset
 
 
-def fmt_count(n: float) -> str:
-    """1234567 -> '1.23M'."""
-    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return f"{n:.3g}"
-
-
 def console():
     """A rich Console that doesn't squeeze tables to 80 columns when output is piped."""
     from rich.console import Console

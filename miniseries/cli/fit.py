@@ -8,6 +8,7 @@ import math
 
 from miniseries.cli.common import float_list, nonneg_int
 from miniseries.fits import FIT_KIND, fit_record, runs_from_store
+from miniseries.render import fmt_bounds, fmt_count
 
 HELP = """\
 Fits both routes to the compute-optimal allocation on the runs in a CSV:
@@ -55,7 +56,8 @@ def run(args) -> int:
     from miniseries.config import check_convention
     from miniseries.crossing import check
     from miniseries.errors import UserError
-    from miniseries.laws import drop_worst, fit_laws, runs_from_csv
+    from miniseries.laws import fit_laws
+    from miniseries.laws.base import drop_worst, runs_from_csv
 
     check_convention(args.convention)
     if args.bootstrap < 0:
@@ -105,11 +107,8 @@ def _plots(laws, folder) -> list:
     return out
 
 
-def _iv(interval, fmt="{:.3f}") -> str:
-    lo, hi = interval
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return "-"
-    return f"[{fmt.format(lo)}, {fmt.format(hi)}]"
+def _iv(iv, spec: str = ".3f") -> str:
+    return fmt_bounds(iv.lo, iv.hi, spec)
 
 
 MAX_ROWS = 20  # more budgets than this: show only those with a fitted parabola
@@ -118,13 +117,14 @@ MAX_ROWS = 20  # more budgets than this: show only those with a fitted parabola
 def _print(laws, verdict, predictions, plots, dropped) -> None:
     from rich.table import Table
 
-    from miniseries.cli.common import console, fmt_count
-    from miniseries.laws import n_label
+    from miniseries.cli.common import console
+    from miniseries.laws.base import LEVEL, n_label
 
     con = console()
     nl = n_label(laws.convention)
     con.print(
-        f"{laws.n_runs} runs ({dropped} highest-loss dropped); {nl}; intervals: bootstrap 90%"
+        f"{laws.n_runs} runs ({dropped} highest-loss dropped); {nl}; intervals: bootstrap "
+        f"{LEVEL:.0%} confidence intervals (CI) of the fitted laws"
     )
     iso = laws.isoflop
     shown = [v for v in iso.vertices if len(iso.vertices) <= MAX_ROWS or v.n_points >= 3]
@@ -147,14 +147,14 @@ def _print(laws, verdict, predictions, plots, dropped) -> None:
         con.print(f"({len(iso.vertices) - len(shown)} budgets with fewer than 3 runs not shown)")
     if iso.n_law:
         t = Table(title=f"power laws across {iso.n_law.n_points} usable budgets ({nl})")
-        for col in ("law", "exponent", "90% interval", "coefficient"):
+        for col in ("law", "exponent", f"{LEVEL:.0%} CI", "coefficient"):
             t.add_column(col, justify="right")
         for name, law in (("N* = k C^a", iso.n_law), ("D* = k' C^b", iso.d_law)):
             t.add_row(name, f"{law.exponent:.3f}", _iv(law.interval), f"{law.k:.3g}")
         t.add_row(
             "L* = k C^s",
             f"{iso.loss_law.exponent:.4f}",
-            _iv(iso.loss_law.interval, "{:.4f}"),
+            _iv(iso.loss_law.interval, ".4f"),
             f"{iso.loss_law.k:.3g}",
         )
         t.add_row(
@@ -163,47 +163,47 @@ def _print(laws, verdict, predictions, plots, dropped) -> None:
         t.add_row(
             f"D*/N* at C={iso.ratio_budget:.2g}",
             f"{iso.ratio:.3g}",
-            _iv(iso.ratio_interval, "{:.3g}"),
+            _iv(iso.ratio_interval, ".3g"),
             "",
         )
         con.print(t)
     p = laws.parametric
     if p:
         t = Table(title=f"parametric L = E + A/N^alpha + B/D^beta ({nl}, {p.n_runs} runs)")
-        for col in ("parameter", "value", "90% interval"):
+        for col in ("parameter", "value", f"{LEVEL:.0%} CI"):
             t.add_column(col, justify="right")
         rows = [
-            ("E", p.E, "{:.4f}"),
-            ("A", p.A, "{:.4g}"),
-            ("B", p.B, "{:.4g}"),
-            ("alpha", p.alpha, "{:.4f}"),
-            ("beta", p.beta, "{:.4f}"),
-            ("a = beta/(alpha+beta)", p.a, "{:.3f}"),
-            ("b = alpha/(alpha+beta)", p.b, "{:.3f}"),
+            ("E", p.E, ".4f"),
+            ("A", p.A, ".4g"),
+            ("B", p.B, ".4g"),
+            ("alpha", p.alpha, ".4f"),
+            ("beta", p.beta, ".4f"),
+            ("a = beta/(alpha+beta)", p.a, ".3f"),
+            ("b = alpha/(alpha+beta)", p.b, ".3f"),
         ]
-        for name, value, fmt in rows:
+        for name, value, spec in rows:
             key = name.split(" ")[0]
-            t.add_row(name, fmt.format(value), _iv(p.intervals[key], fmt))
+            t.add_row(name, format(value, spec), _iv(p.intervals[key], spec))
         t.add_row(
             f"D*/N* at C={p.ratio_budget:.2g}",
             f"{p.ratio:.3g}",
-            _iv(p.intervals["ratio"], "{:.3g}"),
+            _iv(p.intervals["ratio"], ".3g"),
         )
         con.print(t)
     for note in laws.notes:
         con.print(f"note: {note}")
     if predictions:
         t = Table(title=f"predictions at new budgets ({nl})")
-        for col in ("budget C", "method", "N*", "D*", "loss", "loss 90%"):
+        for col in ("budget C", "method", "N*", "D*", "loss", f"loss {LEVEL:.0%} CI"):
             t.add_column(col, justify="right")
         for pr in predictions:
             t.add_row(
                 f"{pr.budget:.3g}",
                 pr.method,
-                fmt_count(pr.n_opt),
-                fmt_count(pr.d_opt),
-                f"{pr.loss:.4f}",
-                _iv(pr.loss_interval, "{:.4f}"),
+                fmt_count(pr.n_opt.point),
+                fmt_count(pr.d_opt.point),
+                f"{pr.loss.point:.4f}",
+                _iv(pr.loss, ".4f"),
             )
         con.print(t)
     con.print(verdict.summary())

@@ -3,7 +3,8 @@
 import argparse
 import json
 
-from miniseries.cli.common import add_preset_args, fmt_count, positive_float, preset_from_args
+from miniseries.cli.common import add_preset_args, positive_float, preset_from_args
+from miniseries.render import fmt_count
 
 HELP = """\
 Three ways to ask:

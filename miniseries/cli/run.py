@@ -10,9 +10,10 @@ from miniseries.fits import latest_fit, plan_one_knob
 HELP = """\
 Give a FLOPs budget; get the compute-optimal model for it. With an isoFLOP fit in the project's
 store (`miniseries fit --project`), the depth is the one whose params are nearest the fitted N*(C)
-and the prediction includes the expected val bpb with its 90% interval; without one, the depth
-comes from the preset's tokens:params ratio. The prediction is stored before training and printed
-beside the outcome after.
+and the prediction includes the expected val bpb with the 90% confidence interval (CI) of the
+fitted law: where the law's value lies, which is narrower than where one run will land. Without
+a fit, the depth comes from the preset's tokens:params ratio. The prediction is stored before
+training and printed beside the outcome after.
 
   miniseries run --flops 3e13 --preset cpu
   miniseries run --flops 1e19 --preset gpu --core"""
@@ -31,22 +32,19 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _interval(pred) -> str:
-    lo, hi = pred.get("loss_interval") or (None, None)
-    return f" [90%: {lo:.4f}, {hi:.4f}]" if lo is not None and hi is not None else ""
-
-
 def run(args) -> int:
-    from miniseries.cli.common import fmt_count, preset_from_args
+    from miniseries.cli.common import preset_from_args
     from miniseries.cli.sweep import execute_from_args, print_results, spec_kwargs
+    from miniseries.render import fmt_count, fmt_interval
+    from miniseries.runspec import RunSpec
     from miniseries.store import open_store
-    from miniseries.sweep import RunSpec, register_run
+    from miniseries.sweep import register_run
 
     preset = preset_from_args(args)
     fit = latest_fit(args.project, args.convention)
     plan, pred, why = plan_one_knob(args.flops, preset, fit, args.convention)
     print(why)
-    loss = f", expected val bpb {pred['loss']:.4f}{_interval(pred)}" if pred.get("loss") else ""
+    loss = f", expected val bpb {fmt_interval(pred.loss, '.4f', label=True)}" if pred.loss else ""
     print(
         f"prediction for C = {args.flops:.3g}: depth {plan.depth}, {fmt_count(plan.params())} "
         f"params ({plan.convention}), {fmt_count(plan.tokens)} tokens ({plan.steps} steps, "
@@ -60,19 +58,18 @@ def run(args) -> int:
         return 0
     with open_store(args.project) as store:
         register_run(store, spec, args.project)  # the row, before the prediction that names it
-        store.add_prediction(spec.run_id, pred)
+        store.add_prediction(spec.run_id, pred.to_dict())
     rows = execute_from_args(args, [spec])
     code = print_results(rows)
     row = rows[0]
-    if row["status"] == "done" and pred.get("loss"):
-        lo, hi = pred.get("loss_interval") or (None, None)
+    if row["status"] == "done" and pred.loss:
         where = ""
-        if lo is not None and hi is not None:
-            where = "inside" if lo <= row["val_bpb"] <= hi else "outside"
-            where = f", {where} the 90% interval"
-        err = 100 * (row["val_bpb"] / pred["loss"] - 1)
+        if pred.loss.bounded:
+            where = "inside" if pred.loss.contains(row["val_bpb"]) else "outside"
+            where = f", {where} the {pred.loss.label}"
+        err = 100 * (row["val_bpb"] / pred.loss.point - 1)
         print(
-            f"outcome: val bpb {row['val_bpb']:.4f} vs predicted {pred['loss']:.4f} "
+            f"outcome: val bpb {row['val_bpb']:.4f} vs predicted {pred.loss.point:.4f} "
             f"({err:+.1f}%{where})"
         )
     return code

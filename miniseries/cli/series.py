@@ -34,8 +34,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from miniseries.cli.sweep import execute_from_args, print_results, show_plan, spec_kwargs
     from miniseries.config import get_preset
-    from miniseries.laws import n_label
-    from miniseries.sweep import series_specs
+    from miniseries.laws.base import n_label
+    from miniseries.runspec import series_specs
 
     ratio, conv = args.ratio, args.convention
     if ratio is None:

@@ -1,181 +1,16 @@
-"""Scaling-law fits over finished runs: numpy and scipy only, no torch.
-
-Two independent routes to the compute-optimal allocation (Hoffmann et al. 2022):
-
-- isoFLOP (their "Approach 2"): per budget C, a parabola of loss against log10 N; its vertex is
-  N*(C). Power laws across budgets: N* = k C^a, D* = k' C^b, and L* = k_L C^s.
-- parametric ("Approach 3"): L(N, D) = E + A/N^alpha + B/D^beta fitted to every run with a Huber
-  loss on log-loss residuals, written as LSE(a - alpha log N, b - beta log D, e) as Epoch AI's
-  replication does, from Epoch's grid of starts (miniseries/parametric.py).
-
-Uncertainty is a seeded bootstrap over runs (percentile 90% intervals). The parameter-count
-convention (total / kaplan / matrices) is only a label here: the caller's params already use it,
-and every result object carries it so that no number is ever printed without it.
+"""isoFLOP fits (Hoffmann et al. 2022, "Approach 2"): per budget C, a parabola of loss against
+log10 N whose vertex is N*(C); across budgets the power laws N* = k C^a, D* = k' C^b and
+L* = k_L C^s. Intervals come from a seeded bootstrap over runs within each budget. numpy only.
 """
 
-import csv
 import math
-import os
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
 from miniseries.config import check_convention
 from miniseries.errors import UserError
-
-LEVEL = 0.90  # width of every bootstrap interval
-
-CONVENTION_NAMES = {
-    "total": "total params",
-    "kaplan": "non-embedding params",
-    "matrices": "matrix params",
-}
-
-
-def n_label(convention: str) -> str:
-    """'N (total params)': the label every printed parameter count carries."""
-    return f"N ({CONVENTION_NAMES[check_convention(convention)]})"
-
-
-# ---------------------------------------------------------------------------------------------
-# Runs
-
-
-@dataclass(frozen=True)
-class Run:
-    """One finished training run. params counts the convention the fit is told about."""
-
-    params: float
-    tokens: float
-    flops: float
-    loss: float
-    budget: float | None = None
-    depth: int | None = None
-    name: str | None = None
-
-
-def _cell(path, line: int, column: str, text: str | None, positive: bool = True) -> float:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise UserError(
-            f"{path}: line {line}: column {column!r} is not a number: {text!r}"
-        ) from None
-    if not math.isfinite(value) or (positive and value <= 0):
-        raise UserError(
-            f"{path}: line {line}: column {column!r} must be a positive finite number, got {text!r}"
-        )
-    return value
-
-
-def runs_from_csv(path: str | os.PathLike, convention: str = "total") -> list[Run]:
-    """Read runs from a CSV: params, loss, tokens and/or flops, optional budget, depth, name.
-
-    A column ``params_<convention>`` (e.g. params_kaplan) wins over ``params`` when present.
-    """
-    check_convention(convention)
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError:
-        raise UserError(f"no such runs file: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:  # a folder, no permission, not text
-        reason = getattr(e, "strerror", None) or "not UTF-8 text"
-        raise UserError(f"cannot read runs file {path} ({reason}); give a CSV file") from None
-    if not rows:
-        raise UserError(f"{path}: no runs (need a header line and one line per run)")
-    columns = {(c or "").strip().lower(): c for c in rows[0]}
-    p_col = f"params_{convention}" if f"params_{convention}" in columns else "params"
-    missing = [c for c in (p_col, "loss") if c not in columns]
-    if not ("tokens" in columns or "flops" in columns):
-        missing.append("tokens or flops")
-    if missing:
-        raise UserError(
-            f"{path}: missing column(s) {', '.join(missing)}; need params, loss, and tokens or "
-            f"flops (optional: budget, depth, name); found: {', '.join(columns)}"
-        )
-
-    def get(row, name):
-        text = row.get(columns.get(name, ""), None)
-        return None if text is None or not text.strip() else text.strip()
-
-    runs = []
-    for line, row in enumerate(rows, start=2):
-        n = _cell(path, line, p_col, get(row, p_col))
-        loss = _cell(path, line, "loss", get(row, "loss"))
-        d_text, c_text = get(row, "tokens"), get(row, "flops")
-        if d_text is None and c_text is None:
-            raise UserError(f"{path}: line {line}: needs a value in 'tokens' or 'flops'")
-        d = _cell(path, line, "tokens", d_text) if d_text is not None else None
-        c = _cell(path, line, "flops", c_text) if c_text is not None else 6 * n * d
-        d = c / (6 * n) if d is None else d
-        b_text, depth = get(row, "budget"), get(row, "depth")
-        runs.append(
-            Run(
-                params=n,
-                tokens=d,
-                flops=c,
-                loss=loss,
-                budget=None if b_text is None else _cell(path, line, "budget", b_text),
-                depth=None if depth is None else int(_cell(path, line, "depth", depth)),
-                name=get(row, "name"),
-            )
-        )
-    return runs
-
-
-def drop_worst(runs: list[Run], k: int) -> list[Run]:
-    """Drop the k runs of highest loss (Epoch drops 5 of Chinchilla's 245 as outliers)."""
-    if k < 0 or k >= len(runs) - 1:
-        raise UserError(f"--drop-worst must be from 0 to {max(0, len(runs) - 2)}, got {k}")
-    if k == 0:
-        return list(runs)
-    keep = np.sort(np.argsort([r.loss for r in runs], kind="stable")[: len(runs) - k])
-    return [runs[i] for i in keep]
-
-
-def group_budgets(runs: list[Run]) -> list[tuple[float, list[Run]]]:
-    """Runs per compute budget, ascending. Without a budget field, flops rounded to 2 sig. figs.
-
-    A group's C is its stated budget, else the geometric mean of its runs' FLOPs.
-    """
-    groups: dict[float, list[Run]] = {}
-    for r in runs:
-        key = r.budget if r.budget is not None else float(f"{r.flops:.2g}")
-        groups.setdefault(key, []).append(r)
-    out = []
-    for key in sorted(groups):
-        rs = groups[key]
-        stated = rs[0].budget is not None
-        c = key if stated else float(np.exp(np.mean([math.log(r.flops) for r in rs])))
-        out.append((c, rs))
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Result types
-
-
-def _clean(x):
-    """JSON-safe: numpy scalars to float, NaN/inf to None, tuples to lists."""
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
-
-
-def _interval(samples) -> tuple[float, float]:
-    s = np.asarray(samples, float)
-    s = s[np.isfinite(s)]
-    if s.size < 2:
-        return (math.nan, math.nan)
-    lo, hi = np.percentile(s, [50 * (1 - LEVEL), 50 * (1 + LEVEL)])
-    return (float(lo), float(hi))
+from miniseries.laws.base import Interval, Prediction, Run, clean_json, group_budgets, n_label
 
 
 @dataclass(frozen=True)
@@ -199,17 +34,18 @@ class IsoflopVertex:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("points")
-        return _clean(d | {"usable": self.usable, "n_label": n_label(self.convention)})
+        return clean_json(d | {"usable": self.usable, "n_label": n_label(self.convention)})
 
 
 @dataclass(frozen=True)
 class PowerLaw:
-    """y = k C^exponent, fitted by least squares in log10-log10; intervals are bootstrap 90%."""
+    """y = k C^exponent, fitted by least squares in log10-log10; ``interval``: the exponent's
+    bootstrap confidence interval."""
 
     what: str
     k: float
     exponent: float
-    interval: tuple[float, float]  # of the exponent
+    interval: Interval  # of the exponent
     n_points: int
     convention: str
 
@@ -217,25 +53,7 @@ class PowerLaw:
         return self.k * np.asarray(flops, float) ** self.exponent
 
     def to_dict(self) -> dict:
-        return _clean(asdict(self))
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """Compute-optimal N, D and the expected loss at one budget, with 90% intervals."""
-
-    budget: float
-    n_opt: float
-    d_opt: float
-    loss: float
-    n_interval: tuple[float, float]
-    d_interval: tuple[float, float]
-    loss_interval: tuple[float, float]
-    method: str
-    convention: str
-
-    def to_dict(self) -> dict:
-        return _clean(asdict(self) | {"n_label": n_label(self.convention)})
+        return clean_json(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -256,8 +74,8 @@ class ScalingFit:
     loss_law: PowerLaw | None
     ratio: float  # D*/N* at the geometric-mean usable budget
     ratio_budget: float
-    ratio_interval: tuple[float, float]
-    ratio_trend_interval: tuple[float, float]  # of b - a: the ratio grows as C^(b - a)
+    ratio_interval: Interval
+    ratio_trend_interval: Interval  # of b - a: the ratio grows as C^(b - a)
     n_bootstrap: int
     samples: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -272,14 +90,12 @@ class ScalingFit:
         boot = {k: 10 ** (s[f"logk_{k}"] + s[f"exp_{k}"] * lc) for k in ("n", "d", "l")}
         return Prediction(
             budget=budget,
-            n_opt=float(self.n_law(budget)),
-            d_opt=float(self.d_law(budget)),
-            loss=float(self.loss_law(budget)),
-            n_interval=_interval(boot["n"]),
-            d_interval=_interval(boot["d"]),
-            loss_interval=_interval(boot["l"]),
+            n_opt=Interval.from_samples(float(self.n_law(budget)), boot["n"]),
+            d_opt=Interval.from_samples(float(self.d_law(budget)), boot["d"]),
+            loss=Interval.from_samples(float(self.loss_law(budget)), boot["l"]),
             method="isoflop",
             convention=self.convention,
+            fit_budgets=tuple(v.budget for v in self.vertices if v.usable),
         )
 
     def to_dict(self) -> dict:
@@ -288,7 +104,9 @@ class ScalingFit:
         d["vertices"] = [v.to_dict() for v in self.vertices]
         for name in ("n_law", "d_law", "loss_law"):
             d[name] = d[name].to_dict() if d[name] else None
-        return _clean(d)
+        for name in ("ratio_interval", "ratio_trend_interval"):
+            d[name] = d[name].to_dict()
+        return clean_json(d)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,9 +206,9 @@ def fit_isoflop(
     groups = group_budgets(runs)
     vertices = tuple(fit_vertex(rs, c, convention) for c, rs in groups)
     good = [(v, rs) for v, (_, rs) in zip(vertices, groups) if v.usable]
-    nan2 = (math.nan, math.nan)
     if len(good) < 2:
-        return ScalingFit(convention, vertices, None, None, None, math.nan, math.nan, nan2, nan2, 0)
+        none = Interval(math.nan, math.nan, math.nan)
+        return ScalingFit(convention, vertices, None, None, None, math.nan, math.nan, none, none, 0)
     lc = np.log10([v.budget for v, _ in good])
     cols = {
         "n": np.log10([v.n_opt for v, _ in good]),
@@ -412,7 +230,12 @@ def fit_isoflop(
         bi, bs = _line(lc, boot_cols[key], mask)
         samples[f"logk_{key}"], samples[f"exp_{key}"] = bi, bs
         laws[key] = PowerLaw(
-            names[key], float(10 ** i[0]), float(s[0]), _interval(bs), len(lc), convention
+            names[key],
+            float(10 ** i[0]),
+            float(s[0]),
+            Interval.from_samples(float(s[0]), bs),
+            len(lc),
+            convention,
         )
     lg = float(lc.mean())
     boot_ratio = 10 ** (
@@ -427,92 +250,10 @@ def fit_isoflop(
         loss_law=laws["l"],
         ratio=float(ratio),
         ratio_budget=float(10**lg),
-        ratio_interval=_interval(boot_ratio),
-        ratio_trend_interval=_interval(samples["exp_d"] - samples["exp_n"]),
+        ratio_interval=Interval.from_samples(float(ratio), boot_ratio),
+        ratio_trend_interval=Interval.from_samples(
+            laws["d"].exponent - laws["n"].exponent, samples["exp_d"] - samples["exp_n"]
+        ),
         n_bootstrap=n_bootstrap,
         samples=samples,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Both together
-
-
-@dataclass(frozen=True)
-class Laws:
-    """Everything `miniseries fit` reports; either fit may be None, with the reason in notes."""
-
-    convention: str
-    n_runs: int
-    isoflop: ScalingFit
-    parametric: "ParametricFit | None"  # miniseries.parametric
-    notes: tuple[str, ...] = ()
-
-    def predict(self, budget: float) -> list[Prediction]:
-        out = [self.isoflop.predict(budget)] if self.isoflop.n_law else []
-        return out + ([self.parametric.predict(budget)] if self.parametric else [])
-
-    def to_dict(self) -> dict:
-        return {
-            "convention": self.convention,
-            "n_label": n_label(self.convention),
-            "n_runs": self.n_runs,
-            "isoflop": self.isoflop.to_dict(),
-            "parametric": self.parametric.to_dict() if self.parametric else None,
-            "notes": list(self.notes),
-        }
-
-
-def fit_laws(
-    runs: list[Run], convention: str = "total", n_bootstrap: int = 1000, seed: int = 0
-) -> Laws:
-    """The isoFLOP route and the parametric route on the same runs."""
-    if not runs:
-        raise UserError("no runs to fit")
-    if n_bootstrap < 0:
-        raise UserError(f"bootstrap resamples must be >= 0, got {n_bootstrap}")
-    iso = fit_isoflop(runs, convention, n_bootstrap, seed)
-    notes = []
-    if iso.n_law is None:
-        usable = sum(v.usable for v in iso.vertices)
-        notes.append(f"isoFLOP power laws need 2 usable budgets, have {usable}")
-    par = None
-    n_budgets = len(group_budgets(runs))
-    if len(runs) >= 6 and n_budgets >= 2:
-        par = fit_parametric(runs, convention, n_bootstrap, seed)
-    else:  # at one budget N and D are tied (D = C/6N): A/N^alpha and B/D^beta can't be told apart
-        have = f"have {len(runs)} in {n_budgets}"
-        notes.append(f"parametric fit needs 6 runs over 2+ budgets, {have}")
-    return Laws(convention, len(runs), iso, par, tuple(notes))
-
-
-CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}  # Hoffmann et al.
-
-
-def synthetic_runs(
-    budgets,
-    per_budget: int = 9,
-    span: float = 0.6,
-    noise: float = 0.003,
-    law: dict = CHINCHILLA,
-    seed: int = 0,
-) -> list[Run]:
-    """isoFLOP runs drawn from a known L(N, D) with multiplicative log-normal noise: N spaced
-    evenly in log10 over optimum x 10^[-span, span] at each budget, D = C / 6N. For tests, demos
-    and benchmarks: the true optimum is N = G (C/6)^a with a = beta / (alpha + beta)."""
-    from miniseries.parametric import _optimum as parametric_optimum
-
-    rng = np.random.default_rng(seed)
-    E, A, B, al, be = (law[k] for k in ("E", "A", "B", "alpha", "beta"))
-    runs = []
-    for c in budgets:
-        n_opt, _, _ = parametric_optimum((A, B, E, al, be), c, 6.0)
-        for n in n_opt * 10 ** np.linspace(-span, span, per_budget):
-            d = c / (6 * n)
-            loss = (E + A / n**al + B / d**be) * math.exp(noise * rng.standard_normal())
-            runs.append(Run(float(n), float(d), float(c), float(loss), budget=float(c)))
-    return runs
-
-
-# The parametric fit lives in its own module; it builds on the types above, so it is imported last.
-from miniseries.parametric import ParametricFit, fit_parametric  # noqa: E402,F401

@@ -15,7 +15,7 @@ import numpy as np
 
 from miniseries.config import check_convention
 from miniseries.errors import UserError
-from miniseries.laws import Prediction, Run, _clean, _interval, n_label
+from miniseries.laws.base import Interval, Prediction, Run, clean_json, n_label
 
 HUBER_DELTA = 1e-3
 # Epoch AI's grid of starts (a, b, e, alpha, beta): 6 x 6 x 5 x 5 x 5 = 4500 points. Which local
@@ -119,7 +119,7 @@ class ParametricFit:
     B: float
     alpha: float
     beta: float
-    intervals: dict  # name -> (lo, hi) for E, A, B, alpha, beta, a, b, ratio
+    intervals: dict[str, Interval]  # for E, A, B, alpha, beta, a, b, ratio
     objective: float
     n_runs: int
     flops_per_param_token: float
@@ -146,7 +146,7 @@ class ParametricFit:
         return self.E + self.A / n**self.alpha + self.B / d**self.beta
 
     def optimum(self, budget: float) -> tuple[float, float]:
-        n, d, _ = _optimum(
+        n, d, _ = optimum(
             np.array([self.A, self.B, self.E, self.alpha, self.beta]),
             budget,
             self.flops_per_param_token,
@@ -155,15 +155,12 @@ class ParametricFit:
 
     def predict(self, budget: float) -> Prediction:
         n, d = self.optimum(budget)
-        bn, bd, bl = _optimum(_natural(self.samples), budget, self.flops_per_param_token)
+        bn, bd, bl = optimum(_natural(self.samples), budget, self.flops_per_param_token)
         return Prediction(
             budget=budget,
-            n_opt=n,
-            d_opt=d,
-            loss=float(self.loss(n, d)),
-            n_interval=_interval(bn),
-            d_interval=_interval(bd),
-            loss_interval=_interval(bl),
+            n_opt=Interval.from_samples(n, bn),
+            d_opt=Interval.from_samples(d, bd),
+            loss=Interval.from_samples(float(self.loss(n, d)), bl),
             method="parametric",
             convention=self.convention,
         )
@@ -171,7 +168,7 @@ class ParametricFit:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("samples")
-        return _clean(
+        return clean_json(
             d | {"a": self.a, "b": self.b, "ratio": self.ratio, "n_label": n_label(self.convention)}
         )
 
@@ -182,7 +179,7 @@ def _natural(samples):
         return (*np.exp(samples[:, :3]).T, samples[:, 3], samples[:, 4])
 
 
-def _optimum(params, budget, c):
+def optimum(params, budget: float, c: float):
     """(N_opt, D_opt, L_opt) for arrays or scalars of (A, B, E, alpha, beta)."""
     A, B, E, al, be = (np.asarray(x, float) for x in params)
     with np.errstate(all="ignore"):
@@ -233,25 +230,23 @@ def fit_parametric(
     samples = _shift(np.concatenate(chunks), mn, md) if chunks else np.zeros((0, 5))
     c = float(np.median([r.flops / (r.params * r.tokens) for r in runs]))
     c_mid = float(np.exp(np.mean(np.log([r.flops for r in runs]))))
+    fitted = (*np.exp(p[:3]), p[3], p[4])  # A, B, E, alpha, beta
+    point = dict(zip(("A", "B", "E", "alpha", "beta"), map(float, fitted)))
+    point |= {"a": p[4] / (p[3] + p[4]), "b": p[3] / (p[3] + p[4])}
+    n_mid, d_mid, _ = optimum(fitted, c_mid, c)
+    point["ratio"] = d_mid / n_mid
     A, B, E, al, be = _natural(samples)
-    bn, bd, _ = _optimum((A, B, E, al, be), c_mid, c)
-    intervals = {
-        "E": _interval(E),
-        "A": _interval(A),
-        "B": _interval(B),
-        "alpha": _interval(al),
-        "beta": _interval(be),
-        "a": _interval(be / (al + be)),
-        "b": _interval(al / (al + be)),
-        "ratio": _interval(bd / bn),
-    }
+    bn, bd, _ = optimum((A, B, E, al, be), c_mid, c)
+    boot = {"E": E, "A": A, "B": B, "alpha": al, "beta": be}
+    boot |= {"a": be / (al + be), "b": al / (al + be), "ratio": bd / bn}
+    intervals = {k: Interval.from_samples(float(point[k]), boot[k]) for k in boot}
     return ParametricFit(
         convention=convention,
-        E=float(np.exp(p[2])),
-        A=float(np.exp(p[0])),
-        B=float(np.exp(p[1])),
-        alpha=float(p[3]),
-        beta=float(p[4]),
+        E=point["E"],
+        A=point["A"],
+        B=point["B"],
+        alpha=point["alpha"],
+        beta=point["beta"],
         intervals=intervals,
         objective=float(fun),
         n_runs=len(runs),
