@@ -41,3 +41,70 @@ def test_the_check_sees_an_import_of_cli(tmp_path):
     src.write_text("def f():\n    from miniseries.cli import main\nimport miniseries.cli.fit\n")
     found = _imported_modules(src)
     assert "miniseries.cli" in found and "miniseries.cli.fit" in found
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _top_level_imports(path: Path, modules: set[str]) -> set[str]:
+    """The package's modules this file imports when it is imported (module level only: an import
+    inside a function is a deliberate lazy one and cannot form a cycle at import time)."""
+    out = set()
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name in modules)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:  # `from miniseries import report_tables` names a module
+                name = f"{node.module}.{a.name}"
+                out.add(name if name in modules else node.module)
+    return out & modules
+
+
+def test_modules_import_no_private_names_of_other_modules():
+    """Across modules only public names: a `_name` is the module's own business."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("miniseries"):
+                offenders += [
+                    f"{path.relative_to(PACKAGE)}: {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name.startswith("_")
+                ]
+    assert offenders == []
+
+
+def test_module_level_imports_form_no_cycle():
+    """A module that imports a module that imports it back is two concerns in one room (a format
+    that also dispatches to its sources, laws that import their own extension)."""
+    paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {m: _top_level_imports(p, set(paths)) - {m} for m, p in paths.items()}
+    cycles = []
+
+    def visit(m, stack):
+        for n in graph[m]:
+            if n in stack:
+                cycles.append(" -> ".join(stack[stack.index(n) :] + [n]))
+            elif n not in done:
+                visit(n, stack + [n])
+        done.add(m)
+
+    done: set[str] = set()
+    for m in sorted(graph):
+        if m not in done:
+            visit(m, [m])
+    assert cycles == []
+
+
+def test_the_cycle_check_sees_a_cycle(tmp_path):
+    """The scanner itself on two modules that import each other at module level."""
+    pkg = tmp_path / "miniseries"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("from miniseries.b import x\n")
+    (pkg / "b.py").write_text("import miniseries.a\n\ndef f():\n    from miniseries import c\n")
+    (pkg / "c.py").write_text("")
+    modules = {"miniseries.a", "miniseries.b", "miniseries.c"}
+    assert _top_level_imports(pkg / "a.py", modules) == {"miniseries.b"}
+    assert _top_level_imports(pkg / "b.py", modules) == {"miniseries.a"}
