@@ -1,6 +1,4 @@
-"""CORE calibration: GPT-3's CORE from its paper, and a series' CORE as a function of FLOPs.
-
-Two jobs, both pure numpy/scipy (no torch):
+"""CORE calibration: GPT-3's CORE from its paper, and one call that fits a trained series.
 
 1. GPT-3 has no public weights, so its CORE is estimated the way nanochat's
    ``dev/estimate_gpt3_core.ipynb`` does it: on the four GPT-2 models (whose CORE was measured) fit
@@ -8,25 +6,23 @@ Two jobs, both pure numpy/scipy (no torch):
    apply the fit to GPT-3's reported accuracies. Two fits: *simple* (OLS on the mean of the 6
    centered scores) and *ridge* (alpha=0.01 on the 6 centered scores as separate features, features
    and target mean-centered so the intercept is not penalized, i.e. sklearn's Ridge). The estimate
-   is their mean. With 4 points the fits are thin: we report R² and leave-one-out error with them.
+   is their mean. With 4 points the fits are thin: we report R² and leave-one-out error with them
+   (here leave-one-out is the right check: the GPT-3 estimates are applied inside the GPT-2 range
+   of scores, not extrapolated past it).
 
-2. A trained series gives (FLOPs, CORE[, bpb]) points. CORE is fitted against FLOPs in two forms,
-   chosen by leave-one-out error: nanochat's ``CORE = 1 - A*C^-k`` ("power") and a "two-step" form
-   (bpb from FLOPs by a power law, with a floor when enough points, then CORE from bpb by a
-   logistic). Intervals come from a seeded bootstrap over the series' points. Before any of that,
-   the series is checked for CORE that is indistinguishable from chance (tiny models score ~0): then
-   no CORE curve is made and the caller extrapolates bpb alone.
+2. A trained series gives (FLOPs, CORE[, bpb]) points. First the series is checked for CORE that
+   is indistinguishable from chance (tiny models score ~0): then no CORE curve is made and the
+   caller extrapolates bpb alone. Otherwise CORE (and bpb) are fitted against FLOPs by
+   ``miniseries.compute_laws``, which picks among forms by forward validation.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import least_squares, minimize_scalar
-from scipy.special import expit, logit
 
 from miniseries import reference as ref
+from miniseries.compute_laws import BpbFit, CoreFit, as_series, fit_bpb_law, fit_core_law
 from miniseries.errors import UserError
-from miniseries.laws.base import LEVEL, Interval
 
 # ---------------------------------------------------------------------------------------------
 # 1. GPT-3 CORE from GPT-2 calibration
@@ -183,262 +179,7 @@ def calibrate_gpt3(alpha: float = 0.01) -> Calibration:
 
 
 # ---------------------------------------------------------------------------------------------
-# 2. CORE (and bpb) against training FLOPs
-
-
-@dataclass(frozen=True)
-class PowerCore:
-    """nanochat's form: CORE = 1 - A*C^-k (k > 0: CORE rises towards 1 with compute)."""
-
-    A: float
-    k: float
-
-    def core(self, flops):
-        return 1 - self.A * np.power(np.asarray(flops, dtype=float), -self.k)
-
-    def flops_for_core(self, core: float) -> float:
-        if self.k <= 0 or core >= 1:
-            return float("inf")
-        return float(np.exp(np.log(self.A / (1 - core)) / self.k))
-
-
-@dataclass(frozen=True)
-class BpbLaw:
-    """bpb = E + B*C^-beta; E = 0 is the plain power law."""
-
-    E: float
-    B: float
-    beta: float
-
-    def bpb(self, flops):
-        return self.E + self.B * np.power(np.asarray(flops, dtype=float), -self.beta)
-
-    def flops_for_bpb(self, bpb: float) -> float:
-        if bpb <= self.E or self.beta <= 0:
-            return float("inf")  # at or below the floor: no amount of compute gets there
-        return float(np.exp(np.log(self.B / (bpb - self.E)) / self.beta))
-
-
-@dataclass(frozen=True)
-class Logistic:
-    """CORE = sigmoid(a - b*bpb): lower bpb, higher CORE; 0 and 1 are the far limits."""
-
-    a: float
-    b: float
-
-    def core(self, bpb):
-        return expit(self.a - self.b * np.asarray(bpb, dtype=float))
-
-    def bpb_for_core(self, core: float) -> float:
-        if not 0 < core < 1 or self.b <= 0:
-            return float("nan")
-        return float((self.a - logit(core)) / self.b)
-
-
-@dataclass(frozen=True)
-class TwoStepCore:
-    """CORE from FLOPs through bpb: a bpb law, then a logistic link."""
-
-    bpb_law: BpbLaw
-    link: Logistic
-
-    def core(self, flops):
-        return self.link.core(self.bpb_law.bpb(flops))
-
-    def flops_for_core(self, core: float) -> float:
-        b = self.link.bpb_for_core(core)
-        return float("inf") if np.isnan(b) else self.bpb_law.flops_for_bpb(b)
-
-
-def _fit_power(flops: np.ndarray, core: np.ndarray) -> PowerCore:
-    """Linear fit of log(1-CORE) on log C, refined by least squares in CORE units (the noise)."""
-    x = np.log(flops)
-    x0 = x.mean()
-    y = np.log(np.clip(1 - core, 1e-9, None))
-    slope, icpt = np.polyfit(x - x0, y, 1)
-    sol = least_squares(lambda p: 1 - np.exp(p[0] - p[1] * (x - x0)) - core, [icpt, -slope])
-    ln_a, k = sol.x
-    return PowerCore(float(np.exp(ln_a + k * x0)), float(k))
-
-
-def _fit_bpb_plain(flops: np.ndarray, bpb: np.ndarray) -> BpbLaw:
-    slope, icpt = np.polyfit(np.log(flops), np.log(bpb), 1)
-    return BpbLaw(0.0, float(np.exp(icpt)), float(-slope))
-
-
-def _fit_bpb_floor(flops: np.ndarray, bpb: np.ndarray) -> BpbLaw:
-    """bpb = E + B'*exp(-beta*(lnC - x0)). For a fixed beta, E and B' are a linear fit, so only
-    beta is searched (a grid, then a bounded 1-D refinement): fast and free of start points."""
-    x = np.log(flops) - np.log(flops).mean()
-
-    def solve(beta: float) -> tuple[float, float, float]:
-        z = np.exp(-beta * x)
-        (e, b), *_ = np.linalg.lstsq(np.column_stack([np.ones_like(z), z]), bpb, rcond=None)
-        if e < 0:  # the floor is a bits-per-byte: it cannot be negative
-            e, b = 0.0, float(z @ bpb / (z @ z))
-        if b <= 0:  # bpb not falling with compute: no sensible floor law at this beta
-            return np.inf, e, b
-        return float(np.sum((e + b * z - bpb) ** 2)), float(e), float(b)
-
-    grid = np.geomspace(1e-3, 5.0, 48)
-    costs = [solve(beta)[0] for beta in grid]
-    i = int(np.argmin(costs))
-    if not np.isfinite(costs[i]):
-        raise ValueError("bpb does not fall with compute")
-    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-    beta = minimize_scalar(lambda v: solve(v)[0], bounds=(lo, hi), method="bounded").x
-    _, e, b = solve(beta)
-    x0 = np.log(flops).mean()
-    return BpbLaw(e, float(b * np.exp(beta * x0)), float(beta))
-
-
-def _fit_logistic(bpb: np.ndarray, core: np.ndarray) -> Logistic:
-    z = logit(np.clip(core, 1e-3, 1 - 1e-3))
-    slope, icpt = np.polyfit(bpb, z, 1)
-    sol = least_squares(lambda p: expit(p[0] - p[1] * bpb) - core, [icpt, -slope])
-    return Logistic(float(sol.x[0]), float(sol.x[1]))
-
-
-BPB_FORMS = {"floor": _fit_bpb_floor, "plain": _fit_bpb_plain}
-MIN_POINTS_FLOOR = 5  # a 3-parameter law needs some points to spare for leave-one-out
-
-
-def _loo(fit, predict, cols: tuple[np.ndarray, ...], target: np.ndarray) -> float:
-    """RMS leave-one-out error: fit(*cols without i) -> model; predict(model, i) -> value."""
-    errs = []
-    for i in range(len(target)):
-        keep = np.arange(len(target)) != i
-        try:
-            model = fit(*(c[keep] for c in cols))
-            errs.append(target[i] - predict(model, i))
-        except (ValueError, np.linalg.LinAlgError):
-            errs.append(np.inf)
-    return _rms(np.asarray(errs, dtype=float))
-
-
-def _bootstrap(fit, cols: tuple[np.ndarray, ...], n_boot: int, seed: int, min_distinct: int):
-    """Refit on resampled points (seeded); skip draws with too few distinct FLOPs values."""
-    rng = np.random.default_rng(seed)
-    n, out = len(cols[0]), []
-    for _ in range(5 * n_boot):
-        if len(out) == n_boot:
-            break
-        idx = rng.integers(0, n, n)
-        if len(np.unique(cols[0][idx])) < min_distinct:
-            continue
-        try:
-            out.append(fit(*(c[idx] for c in cols)))
-        except (ValueError, np.linalg.LinAlgError):
-            continue
-    return tuple(out)
-
-
-@dataclass
-class BpbFit:
-    """bpb against FLOPs: the chosen form, both forms' LOO error, bootstrap refits."""
-
-    form: str
-    law: BpbLaw
-    loo_rmse: dict[str, float]
-    samples: tuple[BpbLaw, ...] = ()
-
-    def bpb_at(self, flops: float, level: float = LEVEL) -> Interval:
-        s = np.array([m.bpb(flops) for m in self.samples])
-        return Interval.from_samples(float(self.law.bpb(flops)), s, level, nan_is_unbounded=True)
-
-    def flops_for_bpb(self, bpb: float, level: float = LEVEL) -> Interval:
-        s = np.array([m.flops_for_bpb(bpb) for m in self.samples])
-        return Interval.from_samples(self.law.flops_for_bpb(bpb), s, level, nan_is_unbounded=True)
-
-    def describe(self) -> str:
-        law = self.law
-        floor = f"{law.E:.4g} + " if self.form == "floor" else ""
-        loo = ", ".join(f"{k} {v:.3g}" for k, v in self.loo_rmse.items())
-        return f"bpb = {floor}{law.B:.4g}·C^-{law.beta:.4g} ({self.form}; LOO RMSE {loo})"
-
-
-def fit_bpb_law(flops, bpb, n_boot: int = 200, seed: int = 0) -> BpbFit:
-    """Fit bpb(C); with >= 5 points try a floor and keep whichever form has lower LOO error."""
-    c, b = _as_series(flops, "flops"), _as_series(bpb, "bpb")
-    if np.any(b <= 0):
-        raise UserError("bpb values must be positive; check the series' bpb column")
-    forms = ["plain"] + (["floor"] if len(c) >= MIN_POINTS_FLOOR else [])
-    loo = {f: _loo(BPB_FORMS[f], lambda m, i: m.bpb(c[i]), (c, b), b) for f in forms}
-    form = min(forms, key=lambda f: loo[f])
-    samples = _bootstrap(BPB_FORMS[form], (c, b), n_boot, seed, 4 if form == "floor" else 3)
-    return BpbFit(form, BPB_FORMS[form](c, b), loo, samples)
-
-
-@dataclass
-class CoreFit:
-    """CORE against FLOPs: each form's point fit, LOO error and bootstrap refits; one is chosen."""
-
-    chosen: str
-    models: dict  # form name -> PowerCore | TwoStepCore
-    loo_rmse: dict[str, float]
-    samples: dict = field(default_factory=dict)  # form name -> tuple of refits
-    flops_range: tuple[float, float] = (float("nan"), float("nan"))
-
-    @classmethod
-    def from_law(cls, A: float, k: float) -> "CoreFit":
-        """A published law (e.g. nanochat's 3.7555, 0.0344) as a fit without samples."""
-        return cls("power", {"power": PowerCore(A, k)}, {"power": float("nan")})
-
-    @property
-    def model(self):
-        return self.models[self.chosen]
-
-    def flops_samples(self, core: float, form: str | None = None) -> np.ndarray:
-        return np.array([m.flops_for_core(core) for m in self.samples.get(form or self.chosen, ())])
-
-    def flops_for_core(
-        self, core: float, level: float = LEVEL, form: str | None = None
-    ) -> Interval:
-        """FLOPs needed to reach ``core``, with a bootstrap interval (inf = out of reach)."""
-        model = self.models[form or self.chosen]
-        return Interval.from_samples(
-            model.flops_for_core(core), self.flops_samples(core, form), level, nan_is_unbounded=True
-        )
-
-    def describe(self) -> str:
-        parts = []
-        for name, m in self.models.items():
-            if isinstance(m, PowerCore):
-                law = f"CORE = 1 - {m.A:.4g}·C^-{m.k:.4g}"
-            else:
-                law = f"CORE = sigmoid({m.link.a:.3g} - {m.link.b:.3g}·bpb(C))"
-            mark = " (chosen)" if name == self.chosen else ""
-            loo = self.loo_rmse[name]
-            parts.append(f"{name}{mark}: {law}" + (f", LOO RMSE {loo:.3g}" if loo == loo else ""))
-        return "; ".join(parts)
-
-
-def _fit_two_step(bpb_form: str):
-    def fit(c, core, b):
-        return TwoStepCore(BPB_FORMS[bpb_form](c, b), _fit_logistic(b, core))
-
-    return fit
-
-
-def fit_core_law(flops, core, bpb=None, n_boot: int = 200, seed: int = 0) -> CoreFit:
-    """Fit both forms (two-step only with bpb), pick the lower LOO error, bootstrap both."""
-    c, y = _as_series(flops, "flops"), _as_series(core, "core")
-    fits = {"power": (_fit_power, (c, y), 3)}
-    if bpb is not None:
-        b = _as_series(bpb, "bpb")
-        bpb_form = fit_bpb_law(c, b, n_boot=0).form
-        fits["two-step"] = (_fit_two_step(bpb_form), (c, y, b), 4 if bpb_form == "floor" else 3)
-    models, loo, samples = {}, {}, {}
-    for name, (fit, cols, min_distinct) in fits.items():
-        models[name] = fit(*cols)
-        loo[name] = _loo(fit, lambda m, i: float(m.core(c[i])), cols, y)
-        samples[name] = _bootstrap(fit, cols, n_boot, seed, min_distinct)
-    chosen = min(loo, key=lambda f: (loo[f], f != "power"))  # ties go to nanochat's form
-    return CoreFit(chosen, models, loo, samples, (float(c.min()), float(c.max())))
-
-
-# ---------------------------------------------------------------------------------------------
-# 3. Is CORE at chance?
+# 2. Is CORE at chance?
 
 DEFAULT_Z = 2.0
 
@@ -467,7 +208,7 @@ def core_at_chance(flops, core, core_se=None, z: float = DEFAULT_Z) -> ChanceVer
     """CORE is at chance when every point is within z standard errors of 0, or when CORE has no
     significantly positive slope against log10 FLOPs (t < z). ``core_se``: per-point standard
     errors (see core_standard_error); without them only the slope test (residual scatter) runs."""
-    c, y = _as_series(flops, "flops"), _as_series(core, "core")
+    c, y = as_series(flops, "flops"), as_series(core, "core")
     x = np.log10(c)
     if core_se is not None:
         se = np.broadcast_to(np.asarray(core_se, dtype=float), y.shape)
@@ -514,7 +255,7 @@ def _slope(x: np.ndarray, y: np.ndarray, se: np.ndarray | None) -> tuple[float, 
 
 
 # ---------------------------------------------------------------------------------------------
-# 4. One call for a series
+# 3. One call for a series
 
 
 @dataclass
@@ -536,12 +277,3 @@ def fit_series(
     chance = core_at_chance(flops, core, core_se)
     core_fit = None if chance.at_chance else fit_core_law(flops, core, bpb, n_boot, seed)
     return SeriesFit(chance, core_fit, bpb_fit)
-
-
-def _as_series(values, name: str) -> np.ndarray:
-    v = np.asarray(values, dtype=float).ravel()
-    if v.size < 2 or not np.all(np.isfinite(v)):
-        raise UserError(f"{name}: need >= 2 finite values, got {v.size} ({values!r:.80})")
-    if name == "flops" and np.any(v <= 0):
-        raise UserError("flops must be positive (training FLOPs of each run)")
-    return v

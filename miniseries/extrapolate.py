@@ -4,11 +4,19 @@ For each target CORE (GPT-2's measured, GPT-3's estimated) the fitted CORE(C) la
 FLOPs; the compute-optimal params and tokens at those FLOPs come from the scaling laws
 (N_opt = kN·C^a, D_opt = kD·C^b, given as plain numbers so this module does not depend on how they
 were fitted); hours = FLOPs / (GPUs × peak × MFU) and dollars = hours × GPUs × price. Every
-figure carries the bootstrap interval of the CORE fit (and of the laws, when samples are given).
+figure carries the bootstrap confidence interval of the fitted law (and of the laws, when samples
+are given).
+
+Extrapolation knows its limits. Every row says how many decades past the largest run it is, and
+rows beyond MAX_DECADES are marked speculative. Every fitted form is inverted, not just the chosen
+one: where the forms disagree by more than FORM_DISAGREEMENT the row shows both and its interval
+spans both. The GPT-3 175B row is checked against GPT-3's real training compute, and a miss by
+more than SANITY_FACTOR is the table's headline.
 
 When the series' CORE is indistinguishable from chance there is no CORE curve to invert: the table
 says so and becomes a bpb-only extrapolation (predicted bpb at compute budgets, FLOPs to reach bpb
-targets) from the bpb-vs-FLOPs law.
+targets) from the bpb-vs-FLOPs law, and it stops where the evidence stops (MAX_DECADES past the
+data) unless asked to go further (``far``).
 """
 
 import csv
@@ -21,13 +29,36 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from miniseries import reference as ref
-from miniseries.calibrate import BpbFit, ChanceVerdict, CoreFit
+from miniseries.calibrate import ChanceVerdict
+from miniseries.compute_laws import BpbFit, CoreFit
 from miniseries.errors import UserError
 from miniseries.laws.base import LEVEL, Interval
 from miniseries.render import fmt_count, fmt_hours, fmt_sci, fmt_usd
 
-SANITY_FACTOR = 10.0  # predicted GPT-3 175B FLOPs within this factor of the real ones is "OK"
-DEFAULT_BUDGETS = tuple(10.0**e for e in range(16, 25))
+SANITY_FACTOR = 10.0
+"""GPT-3 175B's predicted FLOPs must be within this factor of its real 3.14e23. The SPEC's test is
+"within an order of magnitude": GPT-3's CORE is itself an estimate (±0.01-0.02 from four GPT-2
+points), and at nanochat's slope k ≈ 0.034 a CORE error of 0.01 alone moves the FLOPs by ~1.7×;
+a miss by more than 10× is not that noise but a wrong curve."""
+
+MAX_DECADES = 2.0
+"""Rows more than this many decades (factors of 10) past the largest run are speculative. A
+miniseries spans about one decade of compute; a law fitted there pins its slope only to some
+percent, and the error of the log-prediction grows in proportion to the distance from the data's
+centre: two decades out it is already ~5× the error at the data's edge, and beyond that what
+decides the answer is the form (curvature no run has measured), not the runs. A power law
+fitted over one decade is not evidence three decades out."""
+
+FORM_DISAGREEMENT = 2.0
+"""Fitted forms that place a row's FLOPs more than this factor apart disagree: the row shows both
+and its interval spans both. A factor of 2 is a doubling of the bill, the scale at which a cost
+estimate changes a decision, and well above what the interval of one form already expresses
+near the data (a few tens of percent)."""
+
+FAR_TOP = 1e24
+"""With ``far`` and no budgets given, the bpb-only table's budgets run up to GPT-3 scale."""
+
+SPANS_BOTH = "spans both forms"
 
 
 @dataclass(frozen=True)
@@ -99,7 +130,10 @@ class ScalingLaws:
 
 @dataclass
 class Table:
-    """Rows of plain numbers (for CSV/JSON) plus the lines a reader needs around them."""
+    """Rows of plain numbers (for CSV/JSON) plus the lines a reader needs around them.
+
+    ``forms``: the fitted forms whose numbers the rows carry, the chosen one first. ``fit``: what
+    a program reading the JSON needs besides the rows (forward scores, limits, rows left out)."""
 
     title: str
     mode: str  # "core" or "bpb"
@@ -107,18 +141,19 @@ class Table:
     rows: list[dict]
     notes: list[str] = field(default_factory=list)
     sanity: dict | None = None
+    forms: list[str] = field(default_factory=list)
+    fit: dict = field(default_factory=dict)
+
+    @property
+    def headers(self) -> list[str]:
+        return [_HEADERS.get(c, c) for c in self.columns]
 
     def to_rows(self) -> list[dict]:
         return [dict(r) for r in self.rows]
 
     def to_json(self) -> str:
-        doc = {
-            "title": self.title,
-            "mode": self.mode,
-            "rows": self.rows,
-            "notes": self.notes,
-            "sanity": self.sanity,
-        }
+        keys = ("title", "mode", "rows", "notes", "sanity", "forms", "fit")
+        doc = {k: getattr(self, k) for k in keys}
         return json.dumps(_finite(doc), indent=2, default=_json_default)
 
     def to_csv(self) -> str:
@@ -130,11 +165,11 @@ class Table:
         return buf.getvalue()
 
     def display_rows(self) -> list[list[str]]:
-        return [[_cell(r, c) for c in self.columns] for r in self.rows]
+        return [[_cell(r, c, self.forms) for c in self.columns] for r in self.rows]
 
     def to_markdown(self) -> str:
         lines = [f"**{self.title}**", ""]
-        lines += ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
+        lines += ["| " + " | ".join(self.headers) + " |", "|" + "---|" * len(self.columns)]
         lines += ["| " + " | ".join(r) + " |" for r in self.display_rows()]
         lines += [""] + [f"- {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
@@ -145,8 +180,8 @@ class Table:
 
         caption = escape("\n".join(self.notes))
         t = RichTable(title=escape(self.title), caption=caption, caption_justify="left")
-        for c in self.columns:
-            t.add_column(c, justify="left" if c in ("target", "budget") else "right")
+        for c, h in zip(self.columns, self.headers):
+            t.add_column(h, justify="left" if c in ("target", "budget") else "right")
         for r in self.display_rows():
             t.add_row(*(escape(c) for c in r))
         return t
@@ -161,6 +196,33 @@ def default_targets() -> dict[str, float]:
     return out
 
 
+def decades_past_data(flops: float, data_max: float) -> float:
+    """log10(flops / the largest run's FLOPs): 0 or less is inside the data, +2 is 100× past it,
+    inf is out of reach, NaN when the data's range is unknown (a law given as numbers)."""
+    if not math.isfinite(data_max) or not flops > 0:
+        return float("nan")
+    return math.log10(flops / data_max) if math.isfinite(flops) else float("inf")
+
+
+def is_speculative(decades: float) -> bool:
+    """Further past the data than MAX_DECADES (an unreachable row, at inf, is too)."""
+    return decades == decades and decades > MAX_DECADES
+
+
+def default_budgets(data_min: float, data_max: float, far: bool = False) -> tuple[float, ...]:
+    """The bpb-only table's budgets: each power of ten from the smallest run up to where the
+    evidence stops (data_max × 10^MAX_DECADES, itself the last budget); with ``far``, powers of
+    ten on up to FAR_TOP, which the table marks speculative."""
+    if not (math.isfinite(data_min) and math.isfinite(data_max)):
+        raise UserError("the bpb fit has no data range (a law given as numbers): give budgets")
+    stop = data_max * 10**MAX_DECADES
+    top = max(stop, FAR_TOP) if far else stop
+    first = math.ceil(math.log10(data_min) - 1e-9)
+    powers = [10.0**e for e in range(first, math.floor(math.log10(top) + 1e-9) + 1)]
+    inside = [c for c in powers if c < stop * (1 - 1e-9)]
+    return tuple(inside + [stop] + [c for c in powers if c > stop * (1 + 1e-9)])
+
+
 def extrapolation_table(
     core_fit: CoreFit | None,
     bpb_fit: BpbFit | None,
@@ -170,71 +232,146 @@ def extrapolation_table(
     chance: ChanceVerdict | None = None,
     depth_for_params: Callable[[float], int] | None = None,
     targets: dict[str, float] | None = None,
-    budgets: tuple[float, ...] = DEFAULT_BUDGETS,
+    budgets: tuple[float, ...] | None = None,
     bpb_targets: tuple[float, ...] = (),
+    far: bool = False,
     level: float = LEVEL,
 ) -> Table:
-    """The cost table: per CORE target when a CORE fit exists, otherwise bpb-only."""
+    """The cost table: per CORE target when a CORE fit exists, otherwise bpb-only.
+
+    ``budgets`` (bpb-only): None for default_budgets. ``far``: keep bpb-only rows more than
+    MAX_DECADES past the data (marked speculative) instead of leaving them out."""
     hw = hardware or Hardware()
+    ctx = _Ctx(laws, hw, depth_for_params, level)
     if core_fit is None:
         if bpb_fit is None:
             raise UserError("nothing to extrapolate: no CORE fit and no bpb fit (series needs bpb)")
-        return _bpb_table(bpb_fit, laws, hw, chance, depth_for_params, budgets, bpb_targets, level)
-    targets = default_targets() if targets is None else targets
-    rows = []
-    for name, core in targets.items():
-        flops = core_fit.flops_for_core(core, level)
-        row = {"target": name, "core": core}
-        row.update(
-            _cost_cells(flops, core_fit.flops_samples(core), laws, hw, depth_for_params, level)
+        return _bpb_table(bpb_fit, ctx, chance, budgets, bpb_targets, far)
+    return _core_table(core_fit, bpb_fit, ctx, default_targets() if targets is None else targets)
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    laws: ScalingLaws | None
+    hw: Hardware
+    depth_for_params: Callable[[float], int] | None
+    level: float
+
+
+# ---------------------------------------------------------------------------------------------
+# CORE targets
+
+
+def _core_table(core_fit: CoreFit, bpb_fit: BpbFit | None, ctx: _Ctx, targets: dict) -> Table:
+    forms = [core_fit.chosen] + [f for f in core_fit.models if f != core_fit.chosen]
+    data_lo, data_hi = core_fit.flops_range
+    rows = [
+        _inverse_row(
+            {"target": name, "core": core},
+            {f: core_fit.flops_for_core(core, ctx.level, f) for f in forms},
+            lambda f, core=core: core_fit.flops_samples(core, f),
+            data_hi,
+            ctx,
         )
-        for alt in core_fit.models:
-            if alt != core_fit.chosen:
-                row.update(
-                    _with_interval(f"flops_{alt}", core_fit.flops_for_core(core, level, alt))
-                )
-        rows.append(row)
-    columns = ["target", "core", "flops"] + [
-        f"flops_{a}" for a in core_fit.models if a != core_fit.chosen
+        for name, core in targets.items()
     ]
-    columns += _cost_columns(laws, depth_for_params)
-    notes = [f"CORE fit: {core_fit.describe()}", f"hardware: {hw.describe()}"]
-    notes += _common_notes(core_fit.samples.get(core_fit.chosen), laws, level)
+    columns = ["target", "core", "flops", "decades_past_data"] + _cost_columns(ctx)
+    notes = [f"CORE fit: {core_fit.describe()}"]
+    notes += _choice_notes(core_fit.forward_rmse, "CORE", core_fit.chosen)
+    notes.append(f"hardware: {ctx.hw.describe()}")
+    notes += _interval_notes(core_fit.samples.get(core_fit.chosen), ctx)
+    notes += _limit_notes(rows, forms, (data_lo, data_hi), "FLOPs")
     if bpb_fit is not None:
         notes.append(f"bpb fit: {bpb_fit.describe()}")
-    lo, hi = core_fit.flops_range
-    if math.isfinite(lo):
-        notes.append(f"series spans {lo:.2g}–{hi:.2g} FLOPs; targets beyond it are extrapolated")
-    sanity = _sanity(core_fit, targets, level)
+    sanity = _sanity(core_fit, targets, ctx.level)
+    title = f"Cost to reach each target's CORE ({core_fit.chosen} form)"
     if sanity:
         notes.append(sanity["verdict"])
-    title = f"Cost to reach each target's CORE ({core_fit.chosen} form)"
-    return Table(title, "core", columns, rows, notes, sanity)
+        if not sanity["ok"]:
+            title = f"SANITY FAIL ({sanity['headline']}) — {title}"
+    fit = _fit_info(core_fit.chosen, core_fit.forward_rmse, core_fit.flops_range, rows, 0)
+    return Table(title, "core", columns, rows, notes, sanity, forms, fit)
 
 
-def _cost_columns(laws, depth_for_params) -> list[str]:
-    cols = ["params", "tokens"] if laws else []
-    cols += ["depth"] if (laws and depth_for_params) else []
+def _inverse_row(head: dict, per_form: dict, samples_of, data_hi: float, ctx: _Ctx) -> dict:
+    """'FLOPs to reach X' under every form (``per_form``: form -> Interval, the chosen first):
+    the chosen form's costs, their intervals widened to span every form's where the forms
+    disagree, each form's own FLOPs, and the row's distance and flags."""
+    cells = {f: _cost_cells(iv, samples_of(f), ctx) for f, iv in per_form.items()}
+    spread = _spread([iv.point for iv in per_form.values()])
+    row = dict(head)
+    row.update(_span(cells, spread, ctx))
+    for f, iv in per_form.items():
+        row.update(_with_interval(f"flops_{f}", iv))
+    chosen = next(iter(per_form.values()))
+    row.update(_row_flags(spread, decades_past_data(chosen.point, data_hi), ctx.level))
+    return row
+
+
+def _spread(points: list[float]) -> float:
+    """How far apart the forms put a row: max/min (1 when they agree exactly or there is one
+    form; inf when one form reaches the target and another never does)."""
+    pts = [p for p in points if p == p]
+    if len(pts) < 2 or all(math.isinf(p) for p in pts):
+        return 1.0
+    lo, hi = min(pts), max(pts)
+    return hi / lo if lo > 0 and math.isfinite(hi) else float("inf")
+
+
+def _row_flags(spread: float, decades: float, level: float) -> dict:
+    disagree = spread > FORM_DISAGREEMENT
+    label = Interval(math.nan, math.nan, math.nan, level).label
+    return {
+        "form_spread": spread,
+        "forms_disagree": disagree,
+        "interval": f"{label}, {SPANS_BOTH}" if disagree else label,
+        "decades_past_data": decades,
+        "speculative": is_speculative(decades),
+    }
+
+
+def _span(cells: dict[str, dict], spread: float, ctx: _Ctx) -> dict:
+    """The chosen form's cells (the first in ``cells``); where the forms disagree, with every
+    interval widened to hold every form's interval and point: the honest range spans them."""
+    first = next(iter(cells.values()))
+    out = dict(first)
+    if spread <= FORM_DISAGREEMENT:
+        return out
+    for key in [k for k in first if f"{k}_lo" in first and k != "depth"]:
+        los = [v for c in cells.values() for v in (c[key], c[f"{key}_lo"]) if v == v]
+        his = [v for c in cells.values() for v in (c[key], c[f"{key}_hi"]) if v == v]
+        out[f"{key}_lo"], out[f"{key}_hi"] = min(los, default=math.nan), max(his, default=math.nan)
+    if "depth" in out:
+        for suffix in ("_lo", "_hi"):
+            out[f"depth{suffix}"] = _safe_depth(ctx.depth_for_params, out[f"params{suffix}"])
+    return out
+
+
+def _cost_columns(ctx: _Ctx) -> list[str]:
+    cols = ["params", "tokens"] if ctx.laws else []
+    cols += ["depth"] if (ctx.laws and ctx.depth_for_params) else []
     return cols + ["hours", "usd"]
 
 
-def _cost_cells(flops: Interval, flops_samples, laws, hw, depth_for_params, level) -> dict:
+def _cost_cells(flops: Interval, flops_samples, ctx: _Ctx) -> dict:
     """Params, tokens, depth, hours, dollars at ``flops``, each with its interval."""
+    laws, hw = ctx.laws, ctx.hw
     cells = _with_interval("flops", flops)
     if laws is not None:
-        cells.update(_with_interval("params", _law_interval(laws, flops, flops_samples, 0, level)))
-        cells.update(_with_interval("tokens", _law_interval(laws, flops, flops_samples, 1, level)))
-        if depth_for_params is not None:
-            cells["depth"] = _safe_depth(depth_for_params, cells["params"])
-            cells["depth_lo"] = _safe_depth(depth_for_params, cells["params_lo"])
-            cells["depth_hi"] = _safe_depth(depth_for_params, cells["params_hi"])
+        for i, key in enumerate(("params", "tokens")):
+            cells.update(_with_interval(key, _law_interval(laws, flops, flops_samples, i, ctx)))
+        if ctx.depth_for_params is not None:
+            for suffix in ("", "_lo", "_hi"):
+                cells[f"depth{suffix}"] = _safe_depth(
+                    ctx.depth_for_params, cells[f"params{suffix}"]
+                )
     # hours and dollars are proportional to FLOPs: their interval is the FLOPs interval, scaled
     for key, f in (("hours", hw.hours), ("usd", hw.dollars)):
         cells.update(_with_interval(key, Interval(f(flops.point), f(flops.lo), f(flops.hi))))
     return cells
 
 
-def _law_interval(laws: ScalingLaws, flops: Interval, flops_samples, which: int, level) -> Interval:
+def _law_interval(laws: ScalingLaws, flops: Interval, flops_samples, which: int, ctx) -> Interval:
     """N_opt (which=0) or D_opt (1) at the FLOPs point; samples pair each CORE-fit draw with a
     laws draw (cycling), so both sources of uncertainty reach the interval."""
 
@@ -249,85 +386,188 @@ def _law_interval(laws: ScalingLaws, flops: Interval, flops_samples, which: int,
     if not draws:  # no CORE samples: the laws' own spread at the point FLOPs
         draws = [flops.point] * len(law_draws) if laws.samples else []
     s = np.array([value(law_draws[i % len(law_draws)], c) for i, c in enumerate(draws)])
-    return Interval.from_samples(point, s, level, nan_is_unbounded=True)
+    return Interval.from_samples(point, s, ctx.level, nan_is_unbounded=True)
 
 
-def _bpb_table(bpb_fit, laws, hw, chance, depth_for_params, budgets, bpb_targets, level) -> Table:
-    reason = chance.reason if chance is not None and chance.at_chance else "no CORE in the series"
+# ---------------------------------------------------------------------------------------------
+# bpb only
+
+
+def _bpb_table(bpb_fit: BpbFit, ctx: _Ctx, chance, budgets, bpb_targets, far: bool) -> Table:
+    at_chance = chance is not None and chance.at_chance
+    reason = chance.reason if at_chance else "no CORE in the series"
     headline = (
-        "CORE indistinguishable from chance across the series"
-        if chance is not None and chance.at_chance
-        else "No CORE fit"
+        "CORE indistinguishable from chance across the series" if at_chance else "No CORE fit"
     )
-    rows = []
-    for c in budgets:
-        bpb = bpb_fit.bpb_at(c, level)
-        row = {"budget": f"{c:.0e} FLOPs", "bpb": bpb.point, "bpb_lo": bpb.lo, "bpb_hi": bpb.hi}
-        row.update(_cost_cells(Interval(c, c, c), None, laws, hw, depth_for_params, level))
-        rows.append(row)
-    for t in bpb_targets:
-        flops = bpb_fit.flops_for_bpb(t, level)
-        row = {"budget": f"to reach bpb {t:g}", "bpb": t}
-        samples = np.array([m.flops_for_bpb(t) for m in bpb_fit.samples])
-        row.update(_cost_cells(flops, samples, laws, hw, depth_for_params, level))
-        rows.append(row)
-    columns = ["budget", "bpb", "flops"] + _cost_columns(laws, depth_for_params)
+    forms = [bpb_fit.form] + [f for f in bpb_fit.models if f != bpb_fit.form]
+    data_lo, data_hi = bpb_fit.flops_range
+    if budgets is None:
+        budgets = default_budgets(data_lo, data_hi, far)
+    rows = [_budget_row(bpb_fit, c, forms, ctx) for c in budgets]
+    rows += [
+        _inverse_row(
+            {"budget": f"to reach bpb {t:g}", "bpb": t},
+            {f: bpb_fit.flops_for_bpb(t, ctx.level, f) for f in forms},
+            lambda f, t=t: bpb_fit.flops_samples(t, f),
+            data_hi,
+            ctx,
+        )
+        for t in bpb_targets
+    ]
+    left_out = [] if far else [r for r in rows if r["speculative"]]
+    rows = [r for r in rows if far or not r["speculative"]]
+    columns = ["budget", "bpb", "flops", "decades_past_data"] + _cost_columns(ctx)
     notes = [
         f"{headline}: {reason}. No CORE curve is fitted and no GPT-2/GPT-3 CORE target is "
         "costed; this is a bpb-only extrapolation (validation bits per byte).",
         f"bpb fit: {bpb_fit.describe()}",
-        f"hardware: {hw.describe()}",
     ]
-    notes += _common_notes(bpb_fit.samples, laws, level)
+    notes += _choice_notes(bpb_fit.forward_rmse, "bpb", bpb_fit.form)
+    notes.append(f"hardware: {ctx.hw.describe()}")
+    notes += _interval_notes(bpb_fit.samples, ctx)
+    notes += _limit_notes(rows, forms, (data_lo, data_hi), "bpb at the budget (or FLOPs)")
+    if left_out:
+        notes.append(
+            f"{len(left_out)} row(s) left out, more than {MAX_DECADES:g} decades past the largest "
+            f"run ({data_hi:.2g} FLOPs), where the fit is no evidence: "
+            f"{', '.join(r['budget'] for r in left_out)}. --far shows them, marked speculative."
+        )
     title = f"bpb-only extrapolation — {headline}"
-    return Table(title, "bpb", columns, rows, notes)
+    fit = _fit_info(bpb_fit.form, bpb_fit.forward_rmse, bpb_fit.flops_range, rows, len(left_out))
+    return Table(title, "bpb", columns, rows, notes, None, forms, fit)
 
 
-def _common_notes(samples, laws, level) -> list[str]:
-    notes = []
+def _budget_row(bpb_fit: BpbFit, c: float, forms: list[str], ctx: _Ctx) -> dict:
+    """bpb at budget ``c`` under every form. The forms disagree when the FLOPs at which the
+    others reach the chosen form's bpb differ from ``c`` by more than FORM_DISAGREEMENT: the same
+    yardstick, a factor in compute, as the CORE table's."""
+    per_form = {f: bpb_fit.bpb_at(c, ctx.level, f) for f in forms}
+    chosen_bpb = per_form[forms[0]].point
+    spread = _spread([c] + [bpb_fit.models[f].flops_for_bpb(chosen_bpb) for f in forms[1:]])
+    row = {"budget": f"{c:.0e} FLOPs"}
+    row.update(_span({f: _with_interval("bpb", iv) for f, iv in per_form.items()}, spread, ctx))
+    for f, iv in per_form.items():
+        row.update(_with_interval(f"bpb_{f}", iv))
+    row.update(_cost_cells(Interval(c, c, c), None, ctx))
+    row.update(_row_flags(spread, decades_past_data(c, bpb_fit.flops_range[1]), ctx.level))
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# Notes and the sanity check
+
+
+def _choice_notes(scores: dict[str, float], unit: str, chosen: str) -> list[str]:
+    if all(s != s for s in scores.values()):  # a law given as numbers, or a very short series
+        return [] if len(scores) < 2 else [f"too few runs for forward validation: {chosen}"]
+    return [
+        "form chosen by forward validation: each form is fitted on the smallest runs and scored "
+        f"(RMS error in {unit}) on the larger runs it did not see, at every split that leaves "
+        "2 runs per parameter to fit; lowest error wins"
+    ]
+
+
+def _interval_notes(samples, ctx: _Ctx) -> list[str]:
+    label = Interval(math.nan, math.nan, math.nan, ctx.level).label
     if samples:
-        notes.append(f"[lo–hi]: {level:.0%} bootstrap interval over the series' points")
+        notes = [
+            f"[lo–hi]: {label} of the fitted law (bootstrap over the series' points), not where "
+            "one run would land; one form's interval cannot hold the error of a wrong form, so "
+            "where the forms disagree the interval spans them all"
+        ]
     else:
-        notes.append("no bootstrap samples (law given as numbers): no intervals")
-    if laws is not None:
-        notes.append(f"scaling laws: {laws.describe()}")
-    else:
-        notes.append("no scaling laws given: params/tokens not shown")
+        notes = ["no bootstrap samples (law given as numbers): no intervals"]
+    laws = ctx.laws
+    notes.append(
+        f"scaling laws: {laws.describe()}" if laws else "no scaling laws: no params/tokens"
+    )
     return notes
 
 
-def _sanity(core_fit: CoreFit, targets: dict[str, float], level) -> dict | None:
-    """GPT-3 175B: predicted FLOPs for its estimated CORE against its real training compute."""
+def _limit_notes(rows: list[dict], forms: list[str], data_range, what: str) -> list[str]:
+    lo, hi = data_range
+    notes = []
+    if math.isfinite(hi):
+        n_spec = sum(r["speculative"] for r in rows)
+        notes.append(
+            f"series spans {lo:.2g}–{hi:.2g} FLOPs ({math.log10(hi / lo):.1f} decades); past data "
+            f"= log10(row FLOPs / {hi:.2g}); rows more than {MAX_DECADES:g} decades past it are "
+            f"speculative: {n_spec} of {len(rows)}"
+        )
+    else:
+        notes.append("law given as numbers: its data's range is unknown, no row is marked by it")
+    if len(forms) > 1:
+        n_dis = sum(r["forms_disagree"] for r in rows)
+        shown = f": those show every form's {what} and an interval that {SPANS_BOTH}"
+        notes.append(
+            f"the forms ({', '.join(forms)}) disagree by more than ×{FORM_DISAGREEMENT:g} on "
+            f"{n_dis} of {len(rows)} rows" + (shown if n_dis else "")
+        )
+    return notes
+
+
+def _fit_info(chosen: str, scores: dict, data_range, rows: list[dict], left_out: int) -> dict:
+    return {
+        "chosen": chosen,
+        "forward_rmse": dict(scores),
+        "data_flops": list(data_range),
+        "max_decades": MAX_DECADES,
+        "form_disagreement": FORM_DISAGREEMENT,
+        "speculative_rows": sum(r["speculative"] for r in rows),
+        "rows_left_out": left_out,
+    }
+
+
+def _factor(ratio: float) -> str:
+    """×3.1 above, ÷61 below; ∞ when out of reach."""
+    if not math.isfinite(ratio) or ratio <= 0:
+        return "∞"
+    return f"×{ratio:.2g}" if ratio >= 1 else f"÷{1 / ratio:.2g}"
+
+
+def _sanity(core_fit: CoreFit, targets: dict[str, float], level: float) -> dict | None:
+    """GPT-3 175B: the chosen form's FLOPs for its estimated CORE against its real training
+    compute; a miss by more than SANITY_FACTOR is a FAIL, worded to lead the table's title."""
     core = targets.get("GPT-3 175B")
     if core is None:
         return None
+    real, chosen = ref.GPT3_175B_TRAIN_FLOPS, core_fit.chosen
     pred = core_fit.flops_for_core(core, level)
-    real = ref.GPT3_175B_TRAIN_FLOPS
-    ratio = pred.point / real
+    per_form = {f: m.flops_for_core(core) for f, m in core_fit.models.items()}
+    ratio, allowed = pred.point / real, f"×{SANITY_FACTOR:g}"
+    ok = math.isfinite(ratio) and 1 / SANITY_FACTOR <= ratio <= SANITY_FACTOR
+    others = ", ".join(f"{f} form {_factor(p / real)}" for f, p in per_form.items() if f != chosen)
+    others = f" (other forms: {others})" if others else ""
+    said = f"GPT-3 175B (CORE {core:.3f}) predicted {pred.point:.2g} FLOPs ({chosen} form)"
     if not math.isfinite(ratio):
-        verdict = (
-            f"sanity: GPT-3 175B's CORE {core:.3f} is out of the fit's reach (real: {real:.3g})"
-        )
-        ok = False
+        headline = f"GPT-3 175B out of reach; allowed {allowed}"
+        verdict = f"SANITY FAIL: {said}: its CORE is out of reach (real: {real:.3g}){others}"
+    elif ok:
+        headline = f"GPT-3 175B {_factor(ratio)}; allowed {allowed}"
+        verdict = f"sanity: {said} vs real {real:.3g} ({_factor(ratio)}): OK, within {allowed}"
+        verdict += others
     else:
-        ok = 1 / SANITY_FACTOR <= ratio <= SANITY_FACTOR
-        off = f"×{ratio:.2g}" if ratio >= 1 else f"÷{1 / ratio:.2g}"
-        verdict = (
-            f"sanity: GPT-3 175B (CORE {core:.3f}) predicted {pred.point:.2g} FLOPs vs real "
-            f"{real:.3g} ({off}): "
-            + ("OK, within an order of magnitude" if ok else f"off by {off}")
-        )
+        headline = f"GPT-3 175B off by {_factor(ratio)}; allowed {allowed}"
+        verdict = f"SANITY FAIL: {said} vs real {real:.3g}: off by {_factor(ratio)}, more than "
+        verdict += f"the {allowed} allowed{others}"
     return {
         "target": "GPT-3 175B",
         "core": core,
         "predicted_flops": pred.point,
         "predicted_lo": pred.lo,
         "predicted_hi": pred.hi,
+        "predicted_by_form": per_form,
         "real_flops": real,
         "ratio": ratio,
+        "factor_allowed": SANITY_FACTOR,
         "ok": ok,
+        "headline": headline,
         "verdict": verdict,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Cells
 
 
 def _with_interval(key: str, iv: Interval) -> dict:
@@ -338,8 +578,10 @@ def _safe_depth(depth_for_params, params: float):
     return depth_for_params(params) if math.isfinite(params) else None
 
 
-def _cell(row: dict, col: str) -> str:
+def _cell(row: dict, col: str, forms: list[str]) -> str:
     v = row.get(col)
+    if col == "decades_past_data":
+        return _distance_text(v, row.get("speculative", False))
     if v is None:
         return "—"
     if isinstance(v, str):
@@ -347,10 +589,28 @@ def _cell(row: dict, col: str) -> str:
     fmt = _FORMATS.get(col, fmt_sci)
     lo, hi = row.get(f"{col}_lo"), row.get(f"{col}_hi")
     text = fmt(v)
+    both = row.get("forms_disagree") and all(f"{col}_{f}" in row for f in forms)
+    if both and len(forms) > 1:
+        text = " / ".join(f"{fmt(row[f'{col}_{f}'])} ({f})" for f in forms)
     if lo is not None and hi is not None and (lo != v or hi != v):
         text += f" [{fmt(lo)}–{fmt(hi)}]"
+        if both:
+            text += f" ({row['interval']})"
     return text
 
+
+def _distance_text(decades, speculative: bool) -> str:
+    """'+2.3 dec', 'inside data', '+3.4 dec, speculative', '∞' for a target out of reach."""
+    if decades is None or decades != decades:
+        return "—"
+    if math.isinf(decades):
+        return "∞, speculative"
+    if decades <= 0:
+        return "inside data"
+    return f"+{decades:.1f} dec" + (", speculative" if speculative else "")
+
+
+_HEADERS = {"decades_past_data": "past data"}
 
 _FORMATS = {
     "params": fmt_count,
@@ -377,4 +637,6 @@ def _finite(o):
 def _json_default(o):
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
+    if isinstance(o, np.bool_):
+        return bool(o)
     raise TypeError(f"not JSON serializable: {type(o)}")

@@ -10,8 +10,14 @@ Examples:
   miniseries extrapolate --core-law 3.7555,0.0344 --ratio 8       nanochat v1's published law
   miniseries extrapolate --from-csv series.csv --laws 0.09,0.5,1.8,0.5 --mfu 0.4
 The CSV has columns flops, core (and optionally bpb, core_se, mfu). CORE is fitted against FLOPs
-(nanochat's 1 - A*C^-k, or through bpb when given; leave-one-out picks) with bootstrap intervals.
-If the series' CORE is indistinguishable from chance, the table is a bpb-only extrapolation.
+as nanochat's 1 - A*C^-k and, when bpb is given, through bpb; forward validation (fit the smaller
+budgets, score the larger ones) picks the form, and rows where the forms disagree by more than 2x
+show both, with an interval spanning both. Intervals are bootstrap confidence intervals of the law.
+Every row says how many decades past the largest run it is ("past data"); rows more than 2 decades
+out are marked speculative. If GPT-3 175B's predicted FLOPs miss its real 3.14e23 by more than
+10x, the title starts with SANITY FAIL.
+If the series' CORE is indistinguishable from chance, the table is a bpb-only extrapolation; it
+stops 2 decades past the data unless --far is given.
 Hardware default: 8 GPUs, H100 bf16 dense peak 989e12 FLOP/s, MFU 0.5, $3 per GPU-hour."""
 
 
@@ -35,6 +41,11 @@ def add_parser(sub) -> None:
     p.add_argument("--gpu-hour-usd", type=float, default=3.0, help="price per GPU-hour (3)")
     p.add_argument("--budgets", type=float_list, help="bpb-only table: FLOPs budgets to show")
     p.add_argument("--bpb-targets", type=float_list, default=(), help="bpb-only: bpb to reach")
+    p.add_argument(
+        "--far",
+        action="store_true",
+        help="bpb-only: keep rows more than 2 decades past the data (marked speculative)",
+    )
     p.add_argument("--n-boot", type=int, default=200, help="bootstrap refits (default 200)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="bootstrap seed")
     out = p.add_mutually_exclusive_group()
@@ -44,10 +55,11 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from miniseries.calibrate import CoreFit, fit_series
+    from miniseries.calibrate import fit_series
+    from miniseries.compute_laws import CoreFit
     from miniseries.config import check_convention
     from miniseries.errors import UserError
-    from miniseries.extrapolate import DEFAULT_BUDGETS, Hardware, extrapolation_table
+    from miniseries.extrapolate import Hardware, extrapolation_table
 
     check_convention(args.convention)
     if args.n_boot < 0:
@@ -79,8 +91,9 @@ def run(args) -> int:
         hardware,
         chance=chance,
         depth_for_params=_depth_fn(args.depth_preset, args.convention),
-        budgets=tuple(args.budgets) if args.budgets else DEFAULT_BUDGETS,
+        budgets=tuple(args.budgets) if args.budgets else None,
         bpb_targets=tuple(args.bpb_targets),
+        far=args.far,
     )
     if args.json:
         print(table.to_json())
