@@ -29,11 +29,9 @@ class DemoConfig:
     preset: str = "cpu"
     fit_budgets: tuple[float, ...] = (2e11, 3e11, 4.5e11)
     heldout_budget: float = 7e11
-    # one window of depths per fitted budget, centred on where its optimum falls (two or more
-    # depths on each side); d1 is left out at 4.5e11, where it is far from the optimum, costs the
-    # most wall time (4,768 steps) and has stopped improving (it only adds noise to the profile)
-    fit_depths: tuple[tuple[int, ...], ...] = ((1, 2, 3, 4, 5), (1, 2, 3, 4, 5), (2, 3, 4, 5, 6))
-    heldout_depths: tuple[int, ...] = (2, 3, 4, 5, 6)
+    # depths per isoFLOP profile, placed by a rule (fits.depth_window): centred on the N*
+    # predicted by the fit of the smaller budgets, or by the preset's ratio before there is one
+    window: int = 5
     series_depths: tuple[int, ...] = (1, 2, 3, 4, 5)
     convention: str = "total"
     workers: int = 2
@@ -88,19 +86,20 @@ def prepare_data(cfg: DemoConfig, log=print) -> tuple[str, str, dict]:
 def run_demo(cfg: DemoConfig, log=print) -> dict:
     """Run every stage; returns the numbers the headline quotes."""
     from miniseries.config import get_preset
-    from miniseries.fits import FIT_KIND, fit_record, runs_for_fit
+    from miniseries.fits import FIT_KIND, depth_window, fit_record, planned_n_opt, runs_for_fit
     from miniseries.laws import fit_laws
-    from miniseries.render import fmt_interval
     from miniseries.report import write_report
     from miniseries.runspec import isoflop_specs, series_specs
     from miniseries.store import open_store
-    from miniseries.study import held_out_prediction, measured_optimum
+    from miniseries.study import blind_check, measured_optimum
     from miniseries.sweep import execute
 
     if cfg.heldout_budget <= max(cfg.fit_budgets):
         raise UserError("the held-out budget must be larger than every fitted budget")
-    if len(cfg.fit_depths) != len(cfg.fit_budgets):
-        raise UserError("give one window of depths per fitted budget")
+    if cfg.window < 3:
+        raise UserError(
+            f"an isoFLOP profile needs 3 or more depths for a parabola, got {cfg.window}"
+        )
     Path(cfg.project).mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     data, tokenizer, setup = prepare_data(cfg, log)
@@ -110,36 +109,18 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
     stage = {}
 
     t = time.time()
-    windows = zip(cfg.fit_budgets, cfg.fit_depths)
-    log("\n== isoFLOP sweep: " + "; ".join(f"{c:.3g} x depths {_fmt(d)}" for c, d in windows))
-    specs = [
-        spec
-        for c, depths in zip(cfg.fit_budgets, cfg.fit_depths)
-        for spec in isoflop_specs([c], depths, cfg.preset, study="fit", **iso)
-    ]
-    execute(specs, cfg.project, **run_kw)
+    sweep_fit_budgets(cfg, iso, run_kw, log)
     stage["sweep"] = time.time() - t
 
-    pred = None
-    with open_store(cfg.project) as store:
-        rows = store.list_runs(kind="isoflop", status="done")
-        try:
-            pred = held_out_prediction(rows, cfg.heldout_budget, cfg.convention, cfg.n_bootstrap)
-        except UserError as e:  # say so, go on: the report shows the profiles that caused it
-            log(f"\n== no prediction for the held-out budget: {e}")
-        if pred:
-            store.add_prediction(f"budget:{cfg.heldout_budget:g}", pred.to_dict())
-    if pred:
-        log(
-            f"\n== prediction for the held-out budget {cfg.heldout_budget:.3g} FLOPs, made before "
-            f"training it: N* {pred.n_opt.point:,.0f} params ({cfg.convention}), D* "
-            f"{pred.d_opt.point:,.0f} tokens, val bpb {fmt_interval(pred.loss, '.4f', label=True)}"
-        )
-
+    pred, stored = predict_held_out(cfg, log)
     t = time.time()
-    specs = isoflop_specs(
-        [cfg.heldout_budget], cfg.heldout_depths, cfg.preset, study="held-out", **iso
-    )
+    if pred is not None and pred.plan:
+        depths = pred.plan["depths"]
+    else:  # no prediction: the window falls back on the preset's ratio, as for a first budget
+        n_opt, _ = planned_n_opt([], cfg.heldout_budget, get_preset(cfg.preset), cfg.convention)
+        depths = depth_window(n_opt, get_preset(cfg.preset), cfg.convention, cfg.window)
+    log(f"\n== held-out budget {cfg.heldout_budget:.3g}: depths {_fmt(depths)} (by the rule)")
+    specs = isoflop_specs([cfg.heldout_budget], depths, cfg.preset, study="held-out", **iso)
     execute(specs, cfg.project, **run_kw)
     stage["held_out"] = time.time() - t
 
@@ -147,6 +128,8 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
         rows = store.list_runs(kind="isoflop", status="done")
         runs = runs_for_fit(rows, cfg.convention)
         measured = measured_optimum(runs, cfg.heldout_budget, cfg.convention)
+        held = [r for r in rows if r["budget"] == cfg.heldout_budget]
+        blind = blind_check(stored, held)[1] if stored else None
         laws = fit_laws(runs, cfg.convention, cfg.n_bootstrap)
         store.add_fit(FIT_KIND, cfg.convention, fit_record(laws, runs, cfg.n_bootstrap))
     ratio = laws.isoflop.ratio
@@ -171,6 +154,8 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
     total = time.time() - t0
     result = {
         "prediction": pred,
+        "stored": stored,
+        "blind": blind,
         "measured": measured,
         "laws": laws,
         "ratio": ratio,
@@ -183,8 +168,73 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
     return result
 
 
+def sweep_fit_budgets(cfg: DemoConfig, iso: dict, run_kw: dict, log=print) -> None:
+    """Sweep the fitted budgets, smallest first, each over the rule's window of depths. A budget
+    with fewer than two smaller budgets has no fit to place it and uses the preset's ratio, so
+    those are swept together; every later budget waits for the fit of the ones below it."""
+    from miniseries.config import get_preset
+    from miniseries.fits import depth_window, planned_n_opt, runs_for_fit
+    from miniseries.runspec import isoflop_specs
+    from miniseries.store import open_store
+    from miniseries.sweep import execute
+
+    preset, batch = get_preset(cfg.preset), []
+    budgets = sorted(cfg.fit_budgets)
+    for i, c in enumerate(budgets):
+        if i >= 2 and batch:  # the fit of the smaller budgets needs them trained first
+            execute(batch, cfg.project, **run_kw)
+            batch = []
+        with open_store(cfg.project) as store:
+            runs = runs_for_fit(store.list_runs(kind="isoflop", status="done"), cfg.convention)
+        n_opt, source = planned_n_opt(runs, c, preset, cfg.convention)
+        depths = depth_window(n_opt, preset, cfg.convention, cfg.window)
+        log(f"\n== isoFLOP budget {c:.3g}: depths {_fmt(depths)} around N* {n_opt:,.0f} ({source})")
+        batch += isoflop_specs([c], depths, cfg.preset, study="fit", **iso)
+    execute(batch, cfg.project, **run_kw)
+
+
+def predict_held_out(cfg: DemoConfig, log=print):
+    """(prediction, its stored row) for the held-out budget. The first prediction stored for it
+    is the one judged: a rerun finds it and never makes another (predictions never change)."""
+    from miniseries.config import get_preset
+    from miniseries.laws.base import Prediction
+    from miniseries.render import fmt_interval
+    from miniseries.store import open_store
+    from miniseries.study import held_out_prediction
+
+    key = f"budget:{cfg.heldout_budget:g}"
+    with open_store(cfg.project) as store:
+        stored = store.first_prediction(key)
+        if stored is None:
+            rows = store.list_runs(kind="isoflop", status="done")
+            try:
+                pred = held_out_prediction(
+                    rows, cfg.heldout_budget, cfg.convention, cfg.n_bootstrap,
+                    preset=get_preset(cfg.preset), window=cfg.window,
+                )  # fmt: skip
+            except UserError as e:  # say so, go on: the report shows the profiles that caused it
+                log(f"\n== no prediction for the held-out budget: {e}")
+                return None, None
+            store.add_prediction(key, pred.to_dict())
+            stored = store.first_prediction(key)
+            made = "made now, before training it"
+        else:
+            made = "stored earlier; a stored prediction never changes"
+    pred = Prediction.from_dict(stored["predicted"])
+    log(
+        f"\n== prediction #{stored['prediction_id']} for the held-out budget "
+        f"{cfg.heldout_budget:.3g} FLOPs ({made}; {stored['created_at']}): N* "
+        f"{pred.n_opt.point:,.0f} params ({cfg.convention}), D* {pred.d_opt.point:,.0f} tokens; "
+        f"optimal val bpb {fmt_interval(pred.loss, '.4f', label=True)} (the law); the measured "
+        f"vertex: {fmt_interval(pred.outcome, '.4f', label=True)}"
+    )
+    return pred, stored
+
+
 def headline(result: dict) -> str:
     """What the demo prints last: where the report is, the laws, the verdicts, the timings."""
+    from miniseries.render import fmt_interval
+
     report = result["report"]
     lines = [f"report: {report.html_path}  (and {report.md_path})"]
     lines += [f"  {line}" for line in report.headline]
@@ -196,6 +246,16 @@ def headline(result: dict) -> str:
             f"measured {meas['loss']:.4f} ({err:+.2%}); predicted N* {pred.n_opt.point:,.0f}, "
             f"measured {meas['n_opt']:,.0f}"
         )
+        if pred.outcome is not None:
+            where = "inside" if pred.outcome.contains(meas["loss"]) else "OUTSIDE"
+            lines.append(
+                f"  judged against the {pred.outcome.label} of the measured vertex "
+                f"{fmt_interval(pred.outcome, '.4f')}: {where} (the law's "
+                f"{pred.loss.label}: {fmt_interval(pred.loss, '.4f')})"
+            )
+    blind = result.get("blind")
+    if blind:
+        lines.append(f"  {blind}")
     stage = result["stage_s"]
     train = sum(stage.values())
     setup = ", ".join(f"{k} {v:.0f} s" for k, v in result["setup_s"].items())

@@ -10,13 +10,16 @@ from dataclasses import asdict, replace
 from miniseries.accounting import param_counts
 from miniseries.config import MAX_DEPTH, check_convention, get_preset, model_config
 from miniseries.errors import UserError
-from miniseries.laws.base import Interval, Prediction, Run, n_label
+from miniseries.laws.base import LEVEL, Interval, Prediction, Run, n_label
 from miniseries.laws.isoflop import fit_isoflop
+from miniseries.laws.outcome import outcome_interval
+from miniseries.laws.parametric import fit_parametric
 from miniseries.paths import store_path
 from miniseries.plan import Plan, plan_for_flops, plan_isoflop
 from miniseries.store import open_store
 
 FIT_KIND = "isoflop_laws"  # the store's kind for a saved isoFLOP + parametric fit
+WINDOW = 5  # depths an isoFLOP profile samples around a predicted optimum
 
 
 def runs_for_fit(rows: list[dict], convention: str = "total") -> list[Run]:
@@ -81,6 +84,72 @@ def predict_from_record(record: dict, budget: float) -> Prediction:
     return Prediction(budget, iv["n"], iv["d"], iv["loss"], "isoflop", conv)
 
 
+def nearest_depth(n_opt: float, preset, convention: str) -> int:
+    """The family's depth whose params (counted by ``convention``) are nearest N* in log."""
+
+    def distance(d):
+        return abs(
+            math.log(param_counts(model_config(d, preset)).by_convention(convention) / n_opt)
+        )
+
+    return min(range(1, MAX_DEPTH + 1), key=distance)
+
+
+def depth_window(n_opt: float, preset, convention: str, width: int = WINDOW) -> list[int]:
+    """The depths an isoFLOP profile samples around a predicted N*: ``width`` consecutive
+    depths centred on the nearest one (shifted inwards at either end of the family), so that a
+    vertex near the prediction has two or more sampled depths on each side. The rule every demo
+    window and the held-out window come from: nothing is picked by hand after seeing an outcome."""
+    centre = nearest_depth(n_opt, preset, convention)
+    first = min(max(1, centre - width // 2), max(1, MAX_DEPTH - width + 1))
+    return list(range(first, min(first + width, MAX_DEPTH + 1)))
+
+
+def planned_n_opt(runs: list[Run], budget: float, preset, convention: str) -> tuple[float, str]:
+    """(N*, where it came from) for a budget about to be swept: the isoFLOP fit of the budgets
+    below it when it has power laws, else the preset's tokens:params ratio."""
+    below = [r for r in runs if (r.budget or r.flops) < budget * 0.999]
+    fit = fit_isoflop(below, convention, n_bootstrap=0) if below else None
+    if fit is not None and fit.n_law is not None:
+        return float(fit.n_law(budget)), "isoFLOP fit of the smaller budgets"
+    plan = plan_for_flops(budget, preset, None, convention)
+    return float(plan.params()), f"the {preset.name} preset's ratio {preset.ratio:g}"
+
+
+def predict_at(
+    runs: list[Run],
+    budget: float,
+    convention: str = "total",
+    measured_params: list[float] | None = None,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> Prediction:
+    """Fit the laws on ``runs`` and predict ``budget``: N*, D* and L* with the confidence
+    intervals of the fitted law, and — when what will be measured is known (one run's size, or
+    the sizes whose parabola vertex will be measured) — the prediction interval for that
+    measurement (laws/outcome.py). Records which runs the fit used and its settings."""
+    fit = fit_isoflop(runs, convention, n_bootstrap, seed)
+    if fit.n_law is None:
+        usable = sum(v.usable for v in fit.vertices)
+        raise UserError(
+            f"a prediction at C={budget:.3g} needs 2 usable isoFLOP budgets, have {usable}; "
+            "sweep more budgets first"
+        )
+    pred = fit.predict(budget)
+    settings = {"n_bootstrap": n_bootstrap, "seed": seed, "level": LEVEL}
+    pred = replace(pred, fit_runs=tuple(r.name for r in runs if r.name), fit_settings=settings)
+    if not measured_params:
+        return pred
+    n_budgets = len({r.budget or r.flops for r in runs})
+    par = (
+        fit_parametric(runs, convention, n_bootstrap, seed)
+        if len(runs) >= 6 and n_budgets >= 2
+        else None
+    )
+    outcome, parts = outcome_interval(fit, runs, budget, measured_params, par, seed=seed)
+    return replace(pred, outcome=outcome, outcome_parts=parts)
+
+
 def latest_fit(project, convention: str | None = None) -> dict | None:
     """The newest isoFLOP fit in a project's store (of that convention, if given), or None."""
     if not store_path(project).exists():
@@ -128,13 +197,12 @@ def plan_one_knob(
     record = fit["fit"]
     conv = record["convention"]
     p = predict_from_record(record, flops)
-
-    def distance(d):
-        n = param_counts(model_config(d, preset)).by_convention(conv)
-        return abs(math.log(n / p.n_opt.point))
-
-    depth = min(range(1, MAX_DEPTH + 1), key=distance)
+    depth = nearest_depth(p.n_opt.point, preset, conv)
     plan = plan_isoflop(depth, flops, preset, conv)
+    if record.get("runs"):  # the stored runs: the prediction interval of this one run
+        runs = [Run(**r) for r in record["runs"]]
+        n_boot, seed = record.get("n_bootstrap", 1000), record.get("seed", 0)
+        p = predict_at(runs, flops, conv, [plan.params()], n_boot, seed)
     why = f"isoFLOP fit #{fit['fit_id']} ({fit['created_at']}): N*(C) = {p.n_opt.point:.3g}"
     why += f" {n_label(conv)}"
     return plan, replace(p, fit_id=fit["fit_id"], plan=plan_fields(plan)), why

@@ -139,27 +139,31 @@ def notes_items(convention: str) -> list[str]:
 
 def held_out_row(p: Prediction, meas: dict | None) -> tuple[list, str | None]:
     """One held-out budget: the stored prediction ``p`` against the measured vertex ``meas``;
-    returns the table row and the headline line (None until the budget is measured)."""
-    loss = fmt_interval(p.loss, ".4f")
+    returns the table row and the headline line (None until the budget is measured). The
+    outcome is judged against the prediction interval when the prediction has one."""
+    law = fmt_interval(p.loss, ".4f")
+    judged = p.outcome or p.loss
+    pi = fmt_interval(p.outcome, ".4f") if p.outcome else "—"
     fitted = ", ".join(f"{c:.2g}" for c in p.fit_budgets)
     if meas is None or not math.isfinite(meas["loss"]):
-        row = [f"{p.budget:.3g}", fitted, loss, "not trained yet", "—"]
+        row = [f"{p.budget:.3g}", fitted, pi, law, "not trained yet", "—"]
         return row + [fmt_count(p.n_opt.point), "—", "—"], None
-    err = 100 * (p.loss.point - meas["loss"]) / meas["loss"]
+    err = 100 * (judged.point - meas["loss"]) / meas["loss"]
     n_err = 100 * (p.n_opt.point - meas["n_opt"]) / meas["n_opt"]
-    row = [f"{p.budget:.3g}", fitted, loss, fmt(meas["loss"]), f"{err:+.2f}"]
+    row = [f"{p.budget:.3g}", fitted, pi, law, fmt(meas["loss"]), f"{err:+.2f}"]
     row += [fmt_count(p.n_opt.point), fmt_count(meas["n_opt"]), f"{n_err:+.1f}"]
-    where = "inside" if p.loss.contains(meas["loss"]) else "outside"
+    where = "inside" if judged.contains(meas["loss"]) else "outside"
     line = (
-        f"held-out C = {p.budget:.3g}: predicted bpb {loss} vs measured {meas['loss']:.4f} "
-        f"({err:+.2f}%, {where} the {p.loss.label}; N* {n_err:+.0f}%)"
+        f"held-out C = {p.budget:.3g}: predicted bpb {fmt_interval(judged, '.4f')} vs measured "
+        f"{meas['loss']:.4f} ({err:+.2f}%, {where} the {judged.label}; law {law} "
+        f"{p.loss.label}; N* {n_err:+.0f}%)"
     )
     return row, line
 
 
 def held_out_columns(convention: str) -> list[str]:
-    cols = ["budget", "fitted on", "predicted bpb", "measured bpb", "error %"]
-    return cols + [f"predicted N* ({convention})", "measured N*", "N* error %"]
+    cols = ["budget", "fitted on", "predicted bpb [90% PI]", "law L* [90% CI]", "measured bpb"]
+    return cols + ["error %", f"predicted N* ({convention})", "measured N*", "N* error %"]
 
 
 def core_table(names: list[str], tasks: list, by_run: list[dict], label: str):

@@ -28,7 +28,7 @@ from pathlib import Path
 from miniseries.errors import UserError
 from miniseries.paths import atomic_write_text, store_path
 
-SCHEMA_VERSION = 2  # 2: intervals and predictions stored as laws.base Interval / Prediction
+SCHEMA_VERSION = 2  # 2: Interval / Prediction shapes; predictions immutable, one row each
 BUSY_TIMEOUT_MS = 30_000
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -83,7 +83,16 @@ CREATE TABLE IF NOT EXISTS fits (
     fit_id INTEGER PRIMARY KEY AUTOINCREMENT, created_at TEXT NOT NULL, kind TEXT NOT NULL,
     convention TEXT, json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS predictions (
-    run_id TEXT PRIMARY KEY, predicted_json TEXT NOT NULL, created_at TEXT NOT NULL);
+    prediction_id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL,
+    predicted_json TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS predictions_by_run ON predictions (run_id, prediction_id);
+CREATE TRIGGER IF NOT EXISTS predictions_never_change BEFORE UPDATE ON predictions
+BEGIN SELECT RAISE(ABORT, 'a stored prediction never changes; store a new one'); END;
+CREATE TRIGGER IF NOT EXISTS predictions_never_go BEFORE DELETE ON predictions
+BEGIN SELECT RAISE(ABORT, 'a stored prediction is never deleted'); END;
+CREATE TRIGGER IF NOT EXISTS predictions_never_replaced BEFORE INSERT ON predictions
+WHEN NEW.prediction_id IN (SELECT prediction_id FROM predictions)
+BEGIN SELECT RAISE(ABORT, 'a stored prediction is never replaced'); END;
 """
 
 # ORDER BY of each table, for listing and export
@@ -92,7 +101,7 @@ ORDER = {
     "curves": "run_id, step",
     "core_tasks": "run_id, task",
     "fits": "fit_id",
-    "predictions": "created_at, run_id",
+    "predictions": "prediction_id",
 }
 
 
@@ -209,9 +218,8 @@ class Store:
 
     def _create_schema(self) -> None:
         # executescript() would COMMIT our transaction first; run the statements one by one.
-        for statement in SCHEMA.split(";"):
-            if statement.strip():
-                self.db.execute(statement)
+        for statement in _statements(SCHEMA):
+            self.db.execute(statement)
         self.db.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
@@ -229,12 +237,19 @@ class Store:
                 "UPDATE fits SET json = ?, convention = ? WHERE fit_id = ?",
                 (json.dumps(obj, sort_keys=True), new_convention, fit_id),
             )
-        rows = self.db.execute("SELECT run_id, predicted_json FROM predictions").fetchall()
-        for rid, text in rows:
+        # schema 1 kept one replaceable prediction per run: move them, oldest first, into the
+        # table of immutable predictions, each with its own id and its original time
+        self.db.execute("ALTER TABLE predictions RENAME TO predictions_v1")
+        for statement in _statements(SCHEMA):
+            self.db.execute(statement)
+        old = "SELECT run_id, predicted_json, created_at FROM predictions_v1 ORDER BY created_at"
+        for rid, text, created in self.db.execute(old).fetchall():
             new = json.dumps(prediction_v2(json.loads(text)), sort_keys=True)
             self.db.execute(
-                "UPDATE predictions SET predicted_json = ? WHERE run_id = ?", (new, rid)
+                "INSERT INTO predictions (run_id, predicted_json, created_at) VALUES (?, ?, ?)",
+                (rid, new, created),
             )
+        self.db.execute("DROP TABLE predictions_v1")
         self.db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -319,19 +334,26 @@ class Store:
         return row, created
 
     def update_run(self, run_id: str, **fields) -> None:
-        """Set some columns of an existing run. Moving to 'running' stamps started_at, and to
-        'done' or 'failed' stamps finished_at, unless given."""
+        """Set some columns of an existing run. Moving to 'running' stamps started_at the first
+        time only (a resumed run started when its first attempt did: what a blind prediction is
+        judged against), and to 'done' or 'failed' stamps finished_at, unless given."""
         fields = _check_run_fields(fields)
         if "run_id" in fields or "created_at" in fields:
             raise ValueError("run_id and created_at are fixed when the run is created")
         status = fields.get("status")
-        if status == "running":
-            fields.setdefault("started_at", now())
+        first_start = status == "running" and "started_at" not in fields
+        if first_start:
+            fields["started_at"] = now()
         elif status in ("done", "failed"):
             fields.setdefault("finished_at", now())
         if not fields:
             return
-        sets = ", ".join(f"{k} = ?" for k in fields)
+        sets = ", ".join(
+            "started_at = COALESCE(started_at, ?)"
+            if k == "started_at" and first_start
+            else f"{k} = ?"
+            for k in fields
+        )
         with self.transaction():
             cur = self.db.execute(
                 f"UPDATE runs SET {sets} WHERE run_id = ?", [*fields.values(), run_id]
@@ -412,26 +434,38 @@ class Store:
         out["fit"] = json.loads(out.pop("json"))
         return out
 
-    def add_prediction(self, run_id: str, obj: dict) -> None:
-        """What was predicted for a run before it ran (a new prediction replaces the old one)."""
+    def add_prediction(self, run_id: str, obj: dict) -> int:
+        """Record what is predicted for a run (or a budget, ``budget:C``) before it runs; returns
+        the prediction's id. A stored prediction never changes and is never deleted (triggers
+        refuse both): predicting again adds a new row, and the first one stays what it was."""
         with self.transaction():
-            self.db.execute(
-                "INSERT OR REPLACE INTO predictions (run_id, predicted_json, created_at) "
-                "VALUES (?, ?, ?)",
+            cur = self.db.execute(
+                "INSERT INTO predictions (run_id, predicted_json, created_at) VALUES (?, ?, ?)",
                 (run_id, json.dumps(obj, sort_keys=True), now()),
             )
+        return int(cur.lastrowid)
 
-    def predictions(self) -> list[dict]:
-        """All predictions, oldest first, each as {run_id, predicted, created_at}."""
-        rows = self.db.execute(f"SELECT * FROM predictions ORDER BY {ORDER['predictions']}")
+    def predictions(self, run_id: str | None = None) -> list[dict]:
+        """Predictions (of one run, if given), oldest first, each as {prediction_id, run_id,
+        predicted, created_at}."""
+        sql, args = "SELECT * FROM predictions", []
+        if run_id is not None:
+            sql, args = sql + " WHERE run_id = ?", [run_id]
+        rows = self.db.execute(f"{sql} ORDER BY {ORDER['predictions']}", args)
         return [
             {
+                "prediction_id": r["prediction_id"],
                 "run_id": r["run_id"],
                 "predicted": json.loads(r["predicted_json"]),
                 "created_at": r["created_at"],
             }
             for r in rows
         ]
+
+    def first_prediction(self, run_id: str) -> dict | None:
+        """The earliest prediction for a run: the one made blind, whatever was added later."""
+        found = self.predictions(run_id)
+        return found[0] if found else None
 
     # -- export ------------------------------------------------------------------------------------
 
@@ -451,6 +485,18 @@ class Store:
         writer.writerows(rows)
         atomic_write_text(path, buf.getvalue())
         return len(rows)
+
+
+def _statements(script: str) -> list[str]:
+    """The SQL statements of a script, a trigger's BEGIN ... END kept whole."""
+    out, current = [], ""
+    for part in script.split(";"):
+        current += part + ";"
+        done = "BEGIN" not in current or current.rstrip(" \n;").endswith("END")
+        if current.strip(" \n;") and done:
+            out.append(current.strip())
+            current = ""
+    return out
 
 
 def _check_run_fields(fields: dict) -> dict:

@@ -5,13 +5,15 @@ predict C) and the measured optimum it is judged against. No torch.
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from miniseries.accounting import param_counts
+from miniseries.config import model_config
 from miniseries.errors import UserError
-from miniseries.fits import runs_for_fit
+from miniseries.fits import WINDOW, depth_window, predict_at, runs_for_fit
 from miniseries.laws.base import Prediction, Run
-from miniseries.laws.isoflop import fit_isoflop, fit_vertex
+from miniseries.laws.isoflop import fit_vertex
 from miniseries.paths import store_path
 
 # The command that makes each kind of run (said in place of a section that has no data yet).
@@ -85,24 +87,76 @@ def default_convention(runs: list[dict]) -> str:
 
 
 def held_out_prediction(
-    runs, budget: float, convention: str = "total", n_bootstrap: int = 1000, seed: int = 0
+    runs,
+    budget: float,
+    convention: str = "total",
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    preset=None,
+    window_params: list[float] | None = None,
+    window: int = WINDOW,
 ) -> Prediction:
-    """Fit the isoFLOP laws on the budgets below ``budget`` and predict its optimum.
+    """Fit the laws on the budgets below ``budget`` and predict its optimum.
 
-    ``runs``: store rows (dicts) or laws Run objects. The result is what the demo stores, before
-    training ``budget``, with ``add_prediction(run_id=f"budget:{budget:g}", ...)``; loss is in the
-    runs' units (val bpb).
+    What will be measured there is the parabola vertex over a window of sizes: with a ``preset``
+    the window is the rule's (``fits.depth_window`` around the predicted N*, recorded in the
+    prediction's plan), or ``window_params`` give its sizes; either way the prediction carries the
+    prediction interval of that vertex. ``runs``: store rows (dicts) or laws Run objects. The demo
+    stores the result before training ``budget`` (``add_prediction("budget:C", ...)``).
     """
     runs = runs_for_fit(runs, convention) if runs and isinstance(runs[0], dict) else list(runs)
     below = [r for r in runs if (r.budget if r.budget is not None else r.flops) < budget * 0.999]
-    fit = fit_isoflop(below, convention, n_bootstrap, seed)
-    if fit.n_law is None:
-        usable = sum(v.usable for v in fit.vertices)
-        raise UserError(
-            f"held-out prediction at C={budget:.3g} needs 2 usable budgets below it, have "
-            f"{usable}; sweep more (smaller) budgets first"
-        )
-    return fit.predict(budget)
+    law_only = predict_at(below, budget, convention, None, n_bootstrap, seed)
+    plan = None
+    if window_params is None and preset is not None:
+        depths = depth_window(law_only.n_opt.point, preset, convention, window)
+        window_params = [
+            param_counts(model_config(d, preset)).by_convention(convention) for d in depths
+        ]
+        plan = {"depths": depths, "params": window_params, "convention": convention}
+    if not window_params:
+        return law_only
+    pred = predict_at(below, budget, convention, list(window_params), n_bootstrap, seed)
+    return replace(pred, plan=plan)
+
+
+def predict_budget(
+    project, budget: float, preset, convention: str | None = None, n_bootstrap: int = 1000
+) -> tuple[dict, bool]:
+    """Store a prediction for ``budget`` from the project's finished isoFLOP runs below it: N*,
+    D*, the law's L* with its CI, and the PI of the vertex the rule's window of depths will
+    measure. Returns (the stored row, whether any run at that budget had already started — then
+    the prediction is not blind, and says so). A new prediction never replaces an older one."""
+    from miniseries.store import open_store
+
+    key = f"budget:{budget:g}"
+    with open_store(project) as store:
+        rows = store.list_runs(kind="isoflop")
+        conv = convention or default_convention(rows)
+        done = [r for r in rows if r["status"] == "done"]
+        pred = held_out_prediction(done, budget, conv, n_bootstrap, preset=preset)
+        started = [r for r in rows if r["budget"] == budget and r.get("started_at")]
+        pid = store.add_prediction(key, pred.to_dict())
+        row = next(p for p in store.predictions(key) if p["prediction_id"] == pid)
+    return row, bool(started)
+
+
+def blind_check(stored: dict, judged_runs: list[dict]) -> tuple[bool | None, str]:
+    """Was the stored prediction made before every run it is judged on first started?
+    (True: blind; False: NOT blind, a run started first; None: no judged run has started.)"""
+    pid, made = stored["prediction_id"], stored["created_at"]
+    starts = [r["started_at"] for r in judged_runs if r.get("started_at")]
+    if not starts:
+        return None, f"prediction #{pid} stored {made}; none of the runs it predicts has started"
+    first = min(starts)
+    ok = made < first
+    when = "before" if ok else "AFTER"
+    verdict = "blind" if ok else "NOT BLIND: a judged run had started before it was made"
+    return (
+        ok,
+        f"prediction #{pid} stored {made}, {when} the first judged run started ({first}): "
+        f"{verdict}",
+    )
 
 
 def measured_optimum(runs: list[Run], budget: float, convention: str) -> dict | None:

@@ -25,8 +25,7 @@ def test_small_demo_end_to_end(markov_data, tmp_path):
         project=str(tmp_path / "demo"),
         fit_budgets=FIT_BUDGETS,
         heldout_budget=HELD_OUT,
-        fit_depths=((1, 2, 3, 4),) * 3,
-        heldout_depths=(1, 2, 3, 4),
+        window=4,
         series_depths=(1, 2, 3),
         core_cap=None,
         sweep_evals=2,
@@ -54,7 +53,28 @@ def test_small_demo_end_to_end(markov_data, tmp_path):
     text = lines[-1]
     assert "report:" in text and "time:" in text
     assert f"held-out budget {HELD_OUT:.3g}: predicted optimal bpb" in text
+    assert "judged against the 90% PI of the measured vertex" in text
+    assert "before the first judged run started" in text and ": blind" in text
     check_held_out(result, stored, iso, HELD_OUT)
+    check_windows(lines, iso, cfg)
+
+    # a rerun reuses every run and never touches the stored prediction (nor adds one)
+    again = run_demo(cfg, log=lines.append)
+    with open_store(cfg.project) as store:
+        assert store.predictions(f"budget:{HELD_OUT:g}") == [stored]
+    assert again["prediction"] == result["prediction"] and "stored earlier" in "".join(lines)
+
+
+def check_windows(lines: list[str], iso: list[dict], cfg) -> None:
+    """Each profile sampled the rule's window: ``cfg.window`` consecutive depths, and the
+    held-out one the depths its stored prediction named before training."""
+    depths = {}
+    for r in iso:
+        depths.setdefault(r["budget"], set()).add(r["depth"])
+    for budget, ds in depths.items():
+        assert len(ds) == cfg.window and max(ds) - min(ds) == cfg.window - 1, (budget, ds)
+    assert any(f"isoFLOP budget {FIT_BUDGETS[2]:.3g}: depths" in x and "isoFLOP fit of the "
+               "smaller budgets" in x for x in lines)  # fmt: skip
 
 
 def check_held_out(result: dict, stored: dict, iso: list[dict], budget: float) -> None:
@@ -68,6 +88,11 @@ def check_held_out(result: dict, stored: dict, iso: list[dict], budget: float) -
     assert max(pred.fit_budgets) < budget
     held = [r for r in iso if r["budget"] == budget]
     assert held and stored["created_at"] < min(r["started_at"] for r in held)
+    assert sorted({r["depth"] for r in held}) == pred.plan["depths"]  # the window it named
+    assert set(pred.fit_runs) == {r["run_id"] for r in iso if r["budget"] < budget}
+    # the prediction interval of a measurement is wider than the law's confidence interval
+    assert pred.outcome.kind == "prediction" and pred.loss.kind == "confidence"
+    assert pred.outcome.hi - pred.outcome.lo > pred.loss.hi - pred.loss.lo
     runs = runs_for_fit(iso, "total")
     largest = measured_optimum(runs, max(pred.fit_budgets), "total")
     assert abs(pred.loss.point - measured["loss"]) < abs(largest["loss"] - measured["loss"])

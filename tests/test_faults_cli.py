@@ -71,6 +71,12 @@ def ws(tiny_data, tmp_path_factory):
         (root / name).write_text(text)
     project = root / "project"
     open_store(project).close()
+    with open_store(root / "swept") as store:  # finished isoFLOP runs to predict from
+        for line in rows[1:]:
+            n, d, loss, c = map(float, line.split(","))
+            rid = f"r{n:g}_{c:g}"
+            store.ensure_run(rid, kind="isoflop", budget=c, params_total=int(n), tokens=int(d))
+            store.update_run(rid, flops=6 * n * d, val_bpb=loss, status="done")
     (root / "notadb").write_bytes(b"this is not sqlite")
     (root / "notdb_project").mkdir()
     (root / "notdb_project" / "miniseries.db").write_bytes(b"garbage, not a database" * 10)
@@ -80,6 +86,7 @@ def ws(tiny_data, tmp_path_factory):
         "tok": str(tok),
         "good": str(good),
         "project": str(project),
+        "swept": str(root / "swept"),
         **{k: str(root / k) for k in bad},
     }
 
@@ -157,6 +164,16 @@ def fuzz_table(ws) -> dict[str, tuple[list[str], list[tuple[str, list[str]]]]]:
             ["series", "--depths", "1-2", "--ratio", "8", "--dry-run", *data, *project],
             [("--ratio", POS_FLOAT), ("--depths", DEPTHS)] + RUN + EXEC + PRESET,
         ),
+        "predict": (
+            ["predict", "--flops", "1e21", "--project", ws["swept"], "--bootstrap", "10"],
+            [
+                ("--flops", POS_FLOAT),
+                ("--bootstrap", ["-1", "abc"]),
+                ("--convention", CHOICE),
+                ("--project", bad_projects),
+            ]
+            + PRESET,
+        ),  # fmt: skip
         "run": (
             ["run", "--flops", "1e12", "--dry-run", *data, *project],
             [("--flops", POS_FLOAT + ["1e3", "1e40"])] + RUN + EXEC + PRESET,
@@ -257,8 +274,7 @@ def fuzz_table(ws) -> dict[str, tuple[list[str], list[tuple[str, list[str]]]]]:
                 ("--workers", POS_INT),
                 ("--budgets", FLOAT_LIST),
                 ("--heldout", POS_FLOAT + ["1e3"]),
-                ("--depths", DEPTHS),
-                ("--heldout-depths", DEPTHS),
+                ("--window", POS_INT + ["2"]),
                 ("--series-depths", DEPTHS),
                 ("--core", POS_INT),
                 ("--bootstrap", ["-1", "abc"]),

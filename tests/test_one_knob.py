@@ -68,10 +68,11 @@ def test_run_picks_the_predicted_depth_and_records_prediction_vs_outcome(
     assert cli(run_cli, ["--flops", "1e10", "--quiet", *data_args(tiny_data, project)]) == 0
     out = capsys.readouterr().out
     assert "isoFLOP fit #1" in out and f"depth {depth}," in out
-    shown = float(
-        re.search(r"expected val bpb ([\d.]+) \[[\d.]+–[\d.]+\] \(90% CI\)", out).group(1)
-    )
+    shown = float(re.search(r"law at N\*: ([\d.]+) \[[\d.]+–[\d.]+\] \(90% CI\)", out).group(1))
     assert shown == pytest.approx(loss_true, rel=0.01)
+    run_pi = re.search(r"this run ([\d.]+) \[([\d.]+)–([\d.]+)\] \(90% PI\)", out)
+    run_point, run_lo, run_hi = map(float, run_pi.groups())
+    assert run_lo < run_point < run_hi and run_point >= shown  # the depth's penalty is >= 0
     assert "outcome: val bpb" in out
     with open_store(project, create=False) as store:
         [pred] = store.predictions()
@@ -82,6 +83,8 @@ def test_run_picks_the_predicted_depth_and_records_prediction_vs_outcome(
     assert p["n_opt"]["point"] == pytest.approx(n_true, rel=0.1)
     assert p["loss"]["lo"] < p["loss"]["point"] < p["loss"]["hi"]
     assert p["loss"]["kind"] == "confidence" and p["loss"]["level"] == 0.9
+    assert p["outcome"]["kind"] == "prediction"
+    assert p["outcome"]["point"] == pytest.approx(run_point, abs=5e-5)
     assert row["kind"] == "one_knob" and row["status"] == "done" and row["depth"] == depth
     assert row["budget"] == budget and row["val_bpb"] > 0
     assert abs(row["flops"] - budget) <= 0.5 * row["flops"] / row["steps"]

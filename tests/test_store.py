@@ -187,12 +187,29 @@ def test_fits_latest_wins_and_filters_by_convention(store):
     assert store.latest_fit("parametric")["convention"] == "total"
 
 
-def test_predictions_round_trip(store):
-    store.add_prediction("aaaaaaaaaaaa", {"val_bpb": 1.1, "interval": [1.05, 1.15]})
+def test_predictions_are_immutable_and_predicting_again_adds_a_row(store):
+    first = store.add_prediction("aaaaaaaaaaaa", {"val_bpb": 1.1})
     store.add_prediction("bbbbbbbbbbbb", {"val_bpb": 1.0})
-    store.add_prediction("aaaaaaaaaaaa", {"val_bpb": 1.2})  # re-predicting replaces
-    got = {p["run_id"]: p["predicted"] for p in store.predictions()}
-    assert got == {"aaaaaaaaaaaa": {"val_bpb": 1.2}, "bbbbbbbbbbbb": {"val_bpb": 1.0}}
+    again = store.add_prediction("aaaaaaaaaaaa", {"val_bpb": 1.2})
+    assert again > first
+    got = [(p["run_id"], p["predicted"]) for p in store.predictions()]
+    assert got == [
+        ("aaaaaaaaaaaa", {"val_bpb": 1.1}),
+        ("bbbbbbbbbbbb", {"val_bpb": 1.0}),
+        ("aaaaaaaaaaaa", {"val_bpb": 1.2}),
+    ]
+    blind = store.first_prediction("aaaaaaaaaaaa")
+    assert blind["prediction_id"] == first and blind["predicted"] == {"val_bpb": 1.1}
+    assert [p["prediction_id"] for p in store.predictions("aaaaaaaaaaaa")] == [first, again]
+    for sql in (
+        "UPDATE predictions SET predicted_json = '{}' WHERE prediction_id = 1",
+        "UPDATE predictions SET created_at = '2000-01-01' WHERE prediction_id = 1",
+        "DELETE FROM predictions WHERE prediction_id = 1",
+        "INSERT OR REPLACE INTO predictions VALUES (1, 'x', '{}', '2000-01-01')",
+    ):
+        with pytest.raises(sqlite3.DatabaseError, match="never"):
+            store.db.execute(sql)
+    assert store.first_prediction("aaaaaaaaaaaa") == blind
 
 
 def test_transaction_is_all_or_nothing(store):
@@ -409,6 +426,11 @@ def _schema_1_store(path):
     Store(path).close()
     db = sqlite3.connect(path)
     db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.execute("DROP TABLE predictions")  # schema 1: one replaceable prediction per run
+    db.execute(
+        "CREATE TABLE predictions (run_id TEXT PRIMARY KEY, predicted_json TEXT NOT NULL, "
+        "created_at TEXT NOT NULL)"
+    )
     held_out = {  # what study.held_out_prediction returned in schema 1
         "budget": 3e14, "n_opt": 2.0e6, "n_lo": 1.5e6, "n_hi": 2.6e6, "d_opt": 2.5e7,
         "loss": 1.70, "loss_lo": 1.68, "loss_hi": 1.73, "fit_budgets": [1e13, 1e14],
@@ -478,4 +500,7 @@ def test_schema_1_store_is_migrated_to_one_interval_and_prediction_shape(tmp_pat
     assert lr["convention"] is None and lr["fit"] == {"group": "all", "ok": True, "preset": "cpu"}
     with Store(path) as store:  # opening again changes nothing
         again = {p["run_id"]: p["predicted"] for p in store.predictions()}
+        assert [p["created_at"] for p in store.predictions()] == ["2026-01-01"] * 3
+        with pytest.raises(sqlite3.DatabaseError, match="never"):  # and they are immutable now
+            store.db.execute("DELETE FROM predictions")
     assert again == {k: v.to_dict() for k, v in preds.items()}

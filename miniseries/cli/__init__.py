@@ -20,6 +20,7 @@ COMMANDS = [
     "train",
     "sweep",
     "series",
+    "predict",
     "run",
     "lr-sweep",
     "sample",

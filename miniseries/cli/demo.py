@@ -34,9 +34,12 @@ def add_parser(sub) -> None:
     p.add_argument("--budgets", type=float_list, help="fitted budgets (default 2e11,3e11,4.5e11)")
     p.add_argument("--heldout", type=positive_float, help="held-out budget (default 7e11)")
     p.add_argument(
-        "--depths", type=int_range, help="depths at every fitted budget (default 1-5, 1-5, 2-6)"
+        "--window",
+        type=positive_int,
+        default=d.window,
+        help="depths per isoFLOP profile (default 5), centred by a rule on the N* predicted from "
+        "the smaller budgets (or the preset's ratio before there is a fit)",
     )
-    p.add_argument("--heldout-depths", type=int_range, help="depths at the held-out budget (2-6)")
     p.add_argument("--series-depths", type=int_range, help="miniseries depths (default 1-5)")
     p.add_argument(
         "--core", type=positive_int, default=d.core_cap, help="CORE-20 examples per task"
@@ -55,9 +58,12 @@ def run(args) -> int:
     from miniseries.errors import UserError
 
     d = DemoConfig()
-    for depths in (args.depths, args.heldout_depths, args.series_depths):
-        for depth in depths or ():
-            check_depth(depth)  # every mistake before the data build, which takes minutes
+    for depth in args.series_depths or ():
+        check_depth(depth)  # every mistake before the data build, which takes minutes
+    if args.window < 3:
+        raise UserError(
+            f"--window must be at least 3 (a parabola needs 3 sizes), got {args.window}"
+        )
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     cfg = DemoConfig(
@@ -65,8 +71,7 @@ def run(args) -> int:
         workers=args.workers,
         fit_budgets=tuple(args.budgets or d.fit_budgets),
         heldout_budget=args.heldout or d.heldout_budget,
-        fit_depths=_windows(args, d),
-        heldout_depths=tuple(args.heldout_depths or d.heldout_depths),
+        window=args.window,
         series_depths=tuple(args.series_depths or d.series_depths),
         core_cap=None if args.no_core else args.core,
         n_bootstrap=args.bootstrap,
@@ -74,13 +79,3 @@ def run(args) -> int:
     )
     run_demo(cfg)
     return 0
-
-
-def _windows(args, d) -> tuple:
-    """Depth windows per fitted budget: --depths for all of them, else the defaults (which
-    belong to the default budgets; other budgets get the preset family's first six depths)."""
-    if args.depths:
-        return (tuple(args.depths),) * len(args.budgets or d.fit_budgets)
-    if args.budgets:
-        return (tuple(range(1, 7)),) * len(args.budgets)
-    return d.fit_depths

@@ -10,10 +10,11 @@ from miniseries.fits import latest_fit, plan_one_knob
 HELP = """\
 Give a FLOPs budget; get the compute-optimal model for it. With an isoFLOP fit in the project's
 store (`miniseries fit --project`), the depth is the one whose params are nearest the fitted N*(C)
-and the prediction includes the expected val bpb with the 90% confidence interval (CI) of the
-fitted law: where the law's value lies, which is narrower than where one run will land. Without
-a fit, the depth comes from the preset's tokens:params ratio. The prediction is stored before
-training and printed beside the outcome after.
+and the prediction includes this run's expected val bpb with its 90% prediction interval (PI:
+where one run of that depth will land: the law's uncertainty, run noise, the cost of the depth
+not being exactly N*, both fitted forms), and the fitted law's confidence interval (CI) beside
+it. Without a fit, the depth comes from the preset's tokens:params ratio. The prediction is
+stored (never changed afterwards) before training and printed beside the outcome after.
 
   miniseries run --flops 3e13 --preset cpu
   miniseries run --flops 1e19 --preset gpu --core"""
@@ -44,7 +45,12 @@ def run(args) -> int:
     fit = latest_fit(args.project, args.convention)
     plan, pred, why = plan_one_knob(args.flops, preset, fit, args.convention)
     print(why)
-    loss = f", expected val bpb {fmt_interval(pred.loss, '.4f', label=True)}" if pred.loss else ""
+    loss = ""
+    if pred.outcome:
+        loss = f", expected val bpb of this run {fmt_interval(pred.outcome, '.4f', label=True)}"
+        loss += f" (law at N*: {fmt_interval(pred.loss, '.4f', label=True)})"
+    elif pred.loss:
+        loss = f", expected val bpb {fmt_interval(pred.loss, '.4f', label=True)}"
     print(
         f"prediction for C = {args.flops:.3g}: depth {plan.depth}, {fmt_count(plan.params())} "
         f"params ({plan.convention}), {fmt_count(plan.tokens)} tokens ({plan.steps} steps, "
@@ -58,18 +64,19 @@ def run(args) -> int:
         return 0
     with open_store(args.project) as store:
         register_run(store, spec, args.project)  # the row, before the prediction that names it
-        store.add_prediction(spec.run_id, pred.to_dict())
+        pid = store.add_prediction(spec.run_id, pred.to_dict())
     rows = execute_from_args(args, [spec])
     code = print_results(rows)
     row = rows[0]
-    if row["status"] == "done" and pred.loss:
+    judged = pred.outcome or pred.loss
+    if row["status"] == "done" and judged:
         where = ""
-        if pred.loss.bounded:
-            where = "inside" if pred.loss.contains(row["val_bpb"]) else "outside"
-            where = f", {where} the {pred.loss.label}"
-        err = 100 * (row["val_bpb"] / pred.loss.point - 1)
+        if judged.bounded:
+            where = "inside" if judged.contains(row["val_bpb"]) else "outside"
+            where = f", {where} the {judged.label}"
+        err = 100 * (row["val_bpb"] / judged.point - 1)
         print(
-            f"outcome: val bpb {row['val_bpb']:.4f} vs predicted {pred.loss.point:.4f} "
-            f"({err:+.1f}%{where})"
+            f"outcome: val bpb {row['val_bpb']:.4f} vs predicted {judged.point:.4f} "
+            f"({err:+.1f}%{where}; prediction #{pid}, stored before the run started)"
         )
     return code

@@ -126,10 +126,12 @@ class Interval:
 class Prediction:
     """What a fit says about one budget, stored before anything is trained there.
 
-    ``n_opt``/``d_opt``/``loss``: compute-optimal params, tokens and the loss there, each with its
-    interval (None when the method predicts no such number: a preset's fixed ratio predicts no
-    loss). ``method``: isoflop, parametric or preset_ratio. ``plan``: the run that will be
-    trained for it (depth, params, tokens, steps, flops), when one is.
+    ``n_opt``/``d_opt``/``loss``: compute-optimal params, tokens and the loss there, each with the
+    confidence interval of the fitted law (None when the method predicts no such number: a
+    preset's fixed ratio predicts no loss). ``outcome``: the prediction interval of what will be
+    measured (one run, or a parabola vertex), when that is known. ``method``: isoflop, parametric
+    or preset_ratio. ``plan``: the run that will be trained for it (depth, params, tokens, steps,
+    flops), when one is.
     """
 
     budget: float
@@ -142,6 +144,10 @@ class Prediction:
     fit_id: int | None = None
     ratio: float | None = None  # the tokens:params ratio a preset_ratio prediction trains at
     plan: dict | None = None
+    fit_runs: tuple[str, ...] = ()  # the run ids the fit used
+    fit_settings: dict | None = None  # bootstrap resamples, seed, level
+    outcome: Interval | None = None  # prediction interval of what will be measured
+    outcome_parts: dict | None = None  # what the prediction interval is made of (loss units)
 
     def to_dict(self) -> dict:
         return clean_json(asdict(self) | {"n_label": n_label(self.convention)})
@@ -162,6 +168,10 @@ class Prediction:
             fit_id=d.get("fit_id"),
             ratio=d.get("ratio"),
             plan=d.get("plan"),
+            fit_runs=tuple(d.get("fit_runs") or ()),
+            fit_settings=d.get("fit_settings"),
+            outcome=iv("outcome"),
+            outcome_parts=d.get("outcome_parts"),
         )
 
 

@@ -153,6 +153,16 @@ class ParametricFit:
         )
         return float(n), float(d)
 
+    def sample_losses(self, n: float, d: float) -> np.ndarray:
+        """L(n, d) under each bootstrap refit (NaN where a refit diverged)."""
+        A, B, E, al, be = _natural(self.samples)
+        with np.errstate(all="ignore"):
+            return E + A / n**al + B / d**be
+
+    def sample_optima(self, budget: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(N_opt, D_opt, L_opt) at ``budget`` under each bootstrap refit."""
+        return optimum(_natural(self.samples), budget, self.flops_per_param_token)
+
     def predict(self, budget: float) -> Prediction:
         n, d = self.optimum(budget)
         bn, bd, bl = optimum(_natural(self.samples), budget, self.flops_per_param_token)
