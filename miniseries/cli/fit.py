@@ -19,7 +19,9 @@ with bootstrap 90% intervals, and checks that the isoFLOP profiles are nested (n
 
 CSV columns: params, loss, tokens or flops (the other is 6*N*D), optional budget, depth, name.
 params_<convention> (e.g. params_kaplan) is used instead of params when present. Without a
-budget column, runs are grouped by FLOPs rounded to 2 significant figures.
+budget column, runs are grouped by FLOPs rounded to 2 significant figures; the crossing check
+bins nearly equal FLOPs instead (a bin spans at most a factor --budget-bin-width, default 1.25)
+and judges differences against the profiles' measured noise (see docs/crossing.md).
 
 With --project DIR instead of a CSV: the store's finished isoFLOP runs (loss = val bpb), and the
 fit is saved into the store (kind 'isoflop_laws'), where `series` and `run` find it.
@@ -49,12 +51,20 @@ def add_parser(sub) -> None:
     p.add_argument("--predict", type=float_list, metavar="C[,C...]", help="budgets to predict at")
     p.add_argument("--plots", metavar="DIR", help="write isoflop.png and optima.png here")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument(
+        "--budget-bin-width",
+        type=float,
+        default=None,
+        metavar="F",
+        help="crossing check: runs without a budget within this factor of FLOPs form one isoFLOP "
+        "bin (default 1.25)",
+    )
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from miniseries.config import check_convention
-    from miniseries.crossing import check
+    from miniseries.crossing import BIN_WIDTH, check
     from miniseries.errors import UserError
     from miniseries.laws import fit_laws
     from miniseries.laws.base import drop_worst, runs_from_csv
@@ -64,6 +74,9 @@ def run(args) -> int:
         raise UserError(f"--bootstrap must be >= 0 (0 skips intervals), got {args.bootstrap}")
     if bool(args.runs) == bool(args.project):
         raise UserError("give either a CSV of runs or --project DIR (not both)")
+    width = BIN_WIDTH if args.budget_bin_width is None else args.budget_bin_width
+    if not (math.isfinite(width) and width >= 1):
+        raise UserError(f"--budget-bin-width must be a factor >= 1, got {args.budget_bin_width}")
     if args.project:
         from miniseries.store import open_store
 
@@ -77,7 +90,7 @@ def run(args) -> int:
     else:
         runs = drop_worst(runs_from_csv(args.runs, args.convention), args.drop_worst)
         laws = fit_laws(runs, args.convention, args.bootstrap, args.seed)
-    verdict = check(runs=runs)
+    verdict = check(runs=runs, bin_width=width)
     predictions = [p for c in args.predict or [] for p in laws.predict(c)]
     plots = _plots(laws, args.plots) if args.plots else []
     if args.json:
