@@ -209,6 +209,8 @@ def laws_section(ctx: Context) -> Section:
         "embeddings are much of a model, so do the exponents."
     )
     s.table(*rt.laws_table(ctx.fits, conv))
+    if fit.resample_note():
+        s.p(fit.resample_note().capitalize() + ".")
     if fit.n_law is not None:
         ctx.headline["laws"] = (
             f"**a = {fmt_interval(fit.n_law.interval)}**, "
@@ -486,13 +488,19 @@ def predictions_section(ctx: Context) -> Section:
     if not preds:
         s.p("No one-knob runs with a prediction: " + ctx.study.hint("one_knob"))
         return s
-    s.p("What was predicted before each one-knob run, against what it measured.")
-    rows = [
-        row
-        for p in preds
-        for row in rt.prediction_rows(runs[p["run_id"]], Prediction.from_dict(p["predicted"]))
-    ]
-    s.table(["run", "quantity", "predicted", "measured", "error %"], rows)
+    s.p(
+        "What was predicted before each one-knob run (the first prediction stored for it), "
+        "against what it measured; blind = stored before the run first started."
+    )
+    rows, first = [], {}
+    for p in preds:
+        first.setdefault(p["run_id"], p)
+    for rid, p in first.items():
+        ok, _ = blind_check(p, [runs[rid]])
+        blind = {True: "blind", False: "NOT BLIND", None: "not started"}[ok]
+        rows += rt.prediction_rows(runs[rid], Prediction.from_dict(p["predicted"]), blind)
+    cols = ["run", "quantity", "predicted", "measured", "error %", "interval", "blind"]
+    s.table(cols, rows)
     return s
 
 

@@ -179,17 +179,20 @@ def core_table(names: list[str], tasks: list, by_run: list[dict], label: str):
     return ["task", "baseline", *names], rows, means
 
 
-def prediction_rows(run: dict, pred: Prediction) -> list[list]:
-    """A one-knob run's predicted val bpb (stated with its interval) against the measured one.
-    N* and D* are predictions about the optimum, which one run does not measure; the plan's
+def prediction_rows(run: dict, pred: Prediction, blind: str) -> list[list]:
+    """A one-knob run's predicted val bpb against the measured one: judged against the prediction
+    interval of this run when the prediction has one (the law's CI otherwise, labelled so). N*
+    and D* are predictions about the optimum, which one run does not measure; the plan's
     settings (depth, steps, FLOPs) are what the run used, so neither is compared here."""
-    if pred.loss is None:
+    judged = pred.outcome or pred.loss
+    if judged is None:
         return []
     depth = f"d{run['depth']}" if run["depth"] is not None else ""
     name = " ".join(x for x in (run["study"], depth) if x) or run["run_id"]
     done = run["status"] == "done" and run.get("val_bpb") is not None
     measured = run.get("val_bpb") if done else None
-    err = 100 * (pred.loss.point - measured) / measured if done else None
+    err = 100 * (judged.point - measured) / measured if done else None
     shown = f"{measured:#.4g}" if done else f"({run['status']})"
-    predicted = fmt_interval(pred.loss, "#.4g", label=True)
-    return [[name, "val bpb", predicted, shown, fmt(err, "+.2f")]]
+    predicted = fmt_interval(judged, "#.4g", label=True)
+    inside = ("inside" if judged.contains(measured) else "outside") if done else "—"
+    return [[name, "val bpb", predicted, shown, fmt(err, "+.2f"), inside, blind]]

@@ -130,7 +130,7 @@ def predict_budget(
     from miniseries.store import open_store
 
     key = f"budget:{budget:g}"
-    with open_store(project) as store:
+    with open_store(project, create=False) as store:  # nothing to predict from: say so, make none
         rows = store.list_runs(kind="isoflop")
         conv = convention or default_convention(rows)
         done = [r for r in rows if r["status"] == "done"]

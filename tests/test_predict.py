@@ -122,3 +122,11 @@ def test_prediction_interval_of_one_run_covers_planted_outcomes():
         ci_hits += pred.loss.contains(outcome)
         wider += pred.outcome.hi - pred.outcome.lo > pred.loss.hi - pred.loss.lo
     assert pi_hits >= 24 and ci_hits < pi_hits and wider >= 20
+
+
+def test_predict_without_runs_is_one_error_and_creates_nothing(tmp_path, capsys):
+    from miniseries.cli import main
+
+    assert main(["predict", "--flops", "1e20", "--project", str(tmp_path / "nowhere")]) == 2
+    assert "no results store" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere").exists()

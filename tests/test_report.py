@@ -240,12 +240,13 @@ def test_one_knob_prediction_renders_with_its_interval(project):
     md = report.md_path.read_text()
     with open_store(path) as store:
         [pred] = [p["predicted"] for p in store.predictions() if p["run_id"] == "knob1"]
-    loss, lo, hi = pred["loss"]["point"], pred["loss"]["lo"], pred["loss"]["hi"]
+    loss, lo, hi = (pred["outcome"][k] for k in ("point", "lo", "hi"))
     assert lo < loss < hi
     err = 100 * (loss - KNOB_MEASURED) / KNOB_MEASURED
+    inside = "inside" if lo <= KNOB_MEASURED <= hi else "outside"
     row = (
         f"| knob:seq_len d{pred['plan']['depth']} | val bpb | {loss:#.4g} [{lo:#.4g}–{hi:#.4g}] "
-        f"(90% CI) | {KNOB_MEASURED:#.4g} | {err:+.2f} |"
+        f"(90% PI) | {KNOB_MEASURED:#.4g} | {err:+.2f} | {inside} | not started |"
     )
     assert row in md
     knob_rows = [line for line in md.splitlines() if line.startswith("| knob:seq_len")]

@@ -60,6 +60,8 @@ def fit_laws(
     if iso.n_law is None:
         usable = sum(v.usable for v in iso.vertices)
         notes.append(f"isoFLOP power laws need 2 usable budgets, have {usable}")
+    elif iso.resample_note():
+        notes.append(iso.resample_note())
     par = None
     n_budgets = len(group_budgets(runs))
     if len(runs) >= 6 and n_budgets >= 2:

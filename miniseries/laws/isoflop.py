@@ -78,6 +78,8 @@ class ScalingFit:
     ratio_trend_interval: Interval  # of b - a: the ratio grows as C^(b - a)
     n_bootstrap: int
     samples: dict = field(default_factory=dict, repr=False, compare=False)
+    # resamples dropped per budget and why, and lines left with under 2 budgets (_boot_vertices)
+    resamples: dict = field(default_factory=dict, compare=False)
 
     @property
     def ratio_trend(self) -> float:
@@ -96,6 +98,24 @@ class ScalingFit:
             method="isoflop",
             convention=self.convention,
             fit_budgets=tuple(v.budget for v in self.vertices if v.usable),
+        )
+
+    def resample_note(self) -> str | None:
+        """One line on what the bootstrap dropped, and why: resamples of a budget with fewer than
+        3 distinct sizes (no parabola) or no minimum inside the sampled sizes, and those kept
+        with exactly 3 sizes (the parabola then interpolates them: its vertex is noisy)."""
+        per = [v for k, v in self.resamples.items() if isinstance(v, dict)]
+        if not per:
+            return None
+        total = self.n_bootstrap * len(per)
+        under = sum(p["under_3_sizes"] for p in per)
+        nomin = sum(p["no_minimum_inside"] for p in per)
+        three = sum(p["exactly_3_sizes"] for p in per)
+        return (
+            f"bootstrap: of {total} resampled profiles, {under} dropped (under 3 distinct sizes) "
+            f"and {nomin} dropped (no minimum inside the sizes); {three} kept with exactly 3 "
+            f"sizes; {self.resamples.get('lines_dropped', 0)} of {self.n_bootstrap} resamples "
+            "left under 2 budgets for the power laws (dropped)"
         )
 
     def to_dict(self) -> dict:
@@ -168,7 +188,8 @@ def _boot_vertices(v: IsoflopVertex, runs: list[Run], rng, n_boot: int):
     w = rng.multinomial(n, np.full(n, 1 / n), size=n_boot).astype(float)
     uniq, inv = np.unique(x, return_inverse=True)
     present = (w > 0) @ np.eye(len(uniq))[inv] > 0
-    ok = present.sum(1) >= 3
+    sizes = present.sum(1)
+    ok = sizes >= 3
     pw = [w @ x**k for k in range(5)]  # sums of w x^k, each (B,)
     m = np.stack([np.stack(pw[i : i + 3], -1) for i in range(3)], -2)
     m[~ok] = np.eye(3)
@@ -182,7 +203,12 @@ def _boot_vertices(v: IsoflopVertex, runs: list[Run], rng, n_boot: int):
         slope = (pw[0] * (w @ (x * z)) - pw[1] * (w @ z)) / (pw[0] * pw[2] - pw[1] ** 2)
         icpt = ((w @ z) - slope * pw[1]) / pw[0]
     lv = c0 + c1 * xv + c2 * xv * xv
-    return xv + xm, icpt + slope * xv, lv, ok
+    dropped = {
+        "under_3_sizes": int((sizes < 3).sum()),
+        "no_minimum_inside": int(((sizes >= 3) & ~ok).sum()),
+        "exactly_3_sizes": int((ok & (sizes == 3)).sum()),  # kept, but the parabola interpolates
+    }
+    return xv + xm, icpt + slope * xv, lv, ok, dropped
 
 
 def _line(x, y, mask):
@@ -218,6 +244,8 @@ def fit_isoflop(
     rng = np.random.default_rng(seed)
     boots = [_boot_vertices(v, rs, rng, n_bootstrap) for v, rs in good]
     mask = np.stack([b[3] for b in boots], 1)
+    resamples = {f"{v.budget:.4g}": b[4] for (v, _), b in zip(good, boots)}
+    resamples["lines_dropped"] = int((mask.sum(1) < 2).sum())  # under 2 valid budgets: no line
     boot_cols = {
         "n": np.stack([b[0] for b in boots], 1),
         "d": np.stack([b[1] for b in boots], 1),
@@ -256,4 +284,5 @@ def fit_isoflop(
         ),
         n_bootstrap=n_bootstrap,
         samples=samples,
+        resamples=resamples,
     )
