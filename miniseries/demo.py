@@ -198,6 +198,7 @@ def predict_held_out(cfg: DemoConfig, log=print):
     is the one judged: a rerun finds it and never makes another (predictions never change)."""
     from miniseries.config import get_preset
     from miniseries.laws.base import Prediction
+    from miniseries.noise import seed_noise
     from miniseries.render import fmt_interval
     from miniseries.store import open_store
     from miniseries.study import held_out_prediction
@@ -211,6 +212,7 @@ def predict_held_out(cfg: DemoConfig, log=print):
                 pred = held_out_prediction(
                     rows, cfg.heldout_budget, cfg.convention, cfg.n_bootstrap,
                     preset=get_preset(cfg.preset), window=cfg.window,
+                    noise=seed_noise(cfg.project),
                 )  # fmt: skip
             except UserError as e:  # say so, go on: the report shows the profiles that caused it
                 log(f"\n== no prediction for the held-out budget: {e}")

@@ -123,6 +123,7 @@ def predict_at(
     measured_params: list[float] | None = None,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    noise: tuple[float, int] | None = None,
 ) -> Prediction:
     """Fit the laws on ``runs`` and predict ``budget``: N*, D* and L* with the confidence
     intervals of the fitted law, and — when what will be measured is known (one run's size, or
@@ -146,7 +147,9 @@ def predict_at(
         if len(runs) >= 6 and n_budgets >= 2
         else None
     )
-    outcome, parts = outcome_interval(fit, runs, budget, measured_params, par, seed=seed)
+    outcome, parts = outcome_interval(
+        fit, runs, budget, measured_params, par, seed=seed, noise_floor=noise
+    )
     return replace(pred, outcome=outcome, outcome_parts=parts)
 
 
@@ -175,7 +178,11 @@ def default_ratio(
 
 
 def plan_one_knob(
-    flops: float, preset, fit: dict | None, convention: str | None = None
+    flops: float,
+    preset,
+    fit: dict | None,
+    convention: str | None = None,
+    noise: tuple[float, int] | None = None,
 ) -> tuple[Plan, Prediction, str]:
     """(plan, prediction, one-line explanation) for a budget, from a stored fit or not."""
     unusable = fit is not None and not (fit["fit"].get("isoflop") or {}).get("n_law")
@@ -202,7 +209,7 @@ def plan_one_knob(
     if record.get("runs"):  # the stored runs: the prediction interval of this one run
         runs = [Run(**r) for r in record["runs"]]
         n_boot, seed = record.get("n_bootstrap", 1000), record.get("seed", 0)
-        p = predict_at(runs, flops, conv, [plan.params()], n_boot, seed)
+        p = predict_at(runs, flops, conv, [plan.params()], n_boot, seed, noise)
     why = f"isoFLOP fit #{fit['fit_id']} ({fit['created_at']}): N*(C) = {p.n_opt.point:.3g}"
     why += f" {n_label(conv)}"
     return plan, replace(p, fit_id=fit["fit_id"], plan=plan_fields(plan)), why

@@ -32,7 +32,7 @@ SCHEMA_VERSION = 2  # 2: Interval / Prediction shapes; predictions immutable, on
 BUSY_TIMEOUT_MS = 30_000
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
-KINDS = ("isoflop", "series", "single", "lr_sweep", "one_knob")
+KINDS = ("isoflop", "series", "single", "lr_sweep", "one_knob", "noise")
 STATUSES = ("pending", "running", "done", "failed")
 TABLES = ("runs", "curves", "core_tasks", "fits", "predictions")
 

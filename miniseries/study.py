@@ -95,6 +95,7 @@ def held_out_prediction(
     preset=None,
     window_params: list[float] | None = None,
     window: int = WINDOW,
+    noise: tuple[float, int] | None = None,
 ) -> Prediction:
     """Fit the laws on the budgets below ``budget`` and predict its optimum.
 
@@ -116,7 +117,7 @@ def held_out_prediction(
         plan = {"depths": depths, "params": window_params, "convention": convention}
     if not window_params:
         return law_only
-    pred = predict_at(below, budget, convention, list(window_params), n_bootstrap, seed)
+    pred = predict_at(below, budget, convention, list(window_params), n_bootstrap, seed, noise)
     return replace(pred, plan=plan)
 
 
@@ -127,6 +128,7 @@ def predict_budget(
     D*, the law's L* with its CI, and the PI of the vertex the rule's window of depths will
     measure. Returns (the stored row, whether any run at that budget had already started — then
     the prediction is not blind, and says so). A new prediction never replaces an older one."""
+    from miniseries.noise import seed_noise
     from miniseries.store import open_store
 
     key = f"budget:{budget:g}"
@@ -134,7 +136,8 @@ def predict_budget(
         rows = store.list_runs(kind="isoflop")
         conv = convention or default_convention(rows)
         done = [r for r in rows if r["status"] == "done"]
-        pred = held_out_prediction(done, budget, conv, n_bootstrap, preset=preset)
+        noise = seed_noise(project)
+        pred = held_out_prediction(done, budget, conv, n_bootstrap, preset=preset, noise=noise)
         started = [r for r in rows if r["budget"] == budget and r.get("started_at")]
         pid = store.add_prediction(key, pred.to_dict())
         row = next(p for p in store.predictions(key) if p["prediction_id"] == pid)

@@ -178,6 +178,17 @@ def fuzz_table(ws) -> dict[str, tuple[list[str], list[tuple[str, list[str]]]]]:
             ["run", "--flops", "1e12", "--dry-run", *data, *project],
             [("--flops", POS_FLOAT + ["1e3", "1e40"])] + RUN + EXEC + PRESET,
         ),
+        "noise": (
+            ["noise", "--flops", "1e12", "--depth", "2", "--dry-run", *data, *project],
+            [
+                ("--flops", POS_FLOAT),
+                ("--depth", DEPTHS[4:] + ["65", "2.5", "0"]),
+                ("--seeds", POS_INT + ["1"]),
+            ]
+            + RUN
+            + EXEC
+            + PRESET,
+        ),  # fmt: skip
         "lr-sweep": (
             [
                 "lr-sweep",

@@ -113,3 +113,31 @@ def test_series_without_a_fit_says_it_uses_the_preset(tiny_data, tmp_path, capsy
     argv = ["--depths", "1-2", "--dry-run", *data_args(tiny_data, tmp_path / "p")]
     assert cli(series_cli, argv) == 0
     assert "the cpu preset's default (no isoFLOP fit in the store)" in capsys.readouterr().out
+
+
+def test_noise_trains_one_run_per_seed_and_floors_the_prediction_interval(
+    tiny_data, tmp_path, capsys, fitted_project
+):
+    from miniseries.cli import noise as noise_cli
+    from miniseries.fits import predict_at
+    from miniseries.noise import seed_noise
+
+    project = tmp_path / "n"
+    argv = ["--flops", "3e8", "--depth", "1", "--seeds", "2", "--quiet", "--evals", "1"]
+    assert cli(noise_cli, [*argv, *data_args(tiny_data, project)]) == 0
+    with open_store(project, create=False) as store:
+        rows = store.list_runs(kind="noise", status="done")
+        rec = store.latest_fit("seed_noise")["fit"]
+    assert len(rows) == 2 and {r["depth"] for r in rows} == {1}
+    assert len({r["run_id"] for r in rows}) == 2  # the seed is part of a run's identity
+    values = [r["val_bpb"] for r in rows]
+    sd = abs(values[0] - values[1]) / math.sqrt(2)  # the sample sd of two values, by hand
+    assert rec["sd"] == pytest.approx(sd, rel=1e-9) and rec["dof"] == 1
+    assert seed_noise(project) == pytest.approx((sd, 1))
+    # a measured seed noise larger than the sweep's own scatter widens the interval, and says so
+    _, runs = fitted_project
+    plain = predict_at(runs, 3e11, measured_params=[2e5], n_bootstrap=50)
+    floored = predict_at(runs, 3e11, measured_params=[2e5], n_bootstrap=50, noise=(0.2, 2))
+    assert floored.outcome_parts["noise_from"] == "seeds (miniseries noise)"
+    assert plain.outcome_parts["noise_from"] == "runs around their parabolas"
+    assert floored.outcome.hi - floored.outcome.lo > plain.outcome.hi - plain.outcome.lo

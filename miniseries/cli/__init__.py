@@ -22,6 +22,7 @@ COMMANDS = [
     "series",
     "predict",
     "run",
+    "noise",
     "lr-sweep",
     "sample",
     "runs",

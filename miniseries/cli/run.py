@@ -36,6 +36,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from miniseries.cli.common import preset_from_args
     from miniseries.cli.sweep import execute_from_args, print_results, spec_kwargs
+    from miniseries.noise import seed_noise
     from miniseries.render import fmt_count, fmt_interval
     from miniseries.runspec import RunSpec
     from miniseries.store import open_store
@@ -43,7 +44,9 @@ def run(args) -> int:
 
     preset = preset_from_args(args)
     fit = latest_fit(args.project, args.convention)
-    plan, pred, why = plan_one_knob(args.flops, preset, fit, args.convention)
+    plan, pred, why = plan_one_knob(
+        args.flops, preset, fit, args.convention, seed_noise(args.project)
+    )
     print(why)
     loss = ""
     if pred.outcome:

@@ -10,7 +10,8 @@ measurement scatters by, and the bias of training a size that is not exactly N*:
   mean curvature of the fitted parabolas; evaluated per bootstrap sample, so N*'s uncertainty
   moves it too (always >= 0: a single run's outcome is biased high, never low);
 - run noise: the pooled scatter of the runs around their budget's parabola (seed noise plus
-  how far loss vs log N is from a parabola), with its degrees of freedom: drawn as Student-t,
+  how far loss vs log N is from a parabola), or a measured seed noise (miniseries/noise.py)
+  where that is larger, with its degrees of freedom: drawn as Student-t,
   scaled by the leverage of what is measured (1 for one run; x'(X'X)^-1 x at the vertex for a
   parabola over the window's sizes);
 - misspecification: how far the vertices scatter around the power law beyond their own noise,
@@ -85,6 +86,7 @@ def outcome_interval(
     parametric: ParametricFit | None = None,
     level: float = LEVEL,
     seed: int = 0,
+    noise_floor: tuple[float, int] | None = None,
 ) -> tuple[Interval, dict]:
     """The prediction interval of what will be measured at ``budget``: one run of size
     ``params[0]`` (one size given), or the parabola vertex over runs of the given sizes.
@@ -107,6 +109,9 @@ def outcome_interval(
     else:  # a parabola over the window finds the minimum itself: no size penalty
         penalty, point_pen, h = np.zeros_like(law_x), 0.0, leverage(params, point_x)
     sigma, dof = run_noise(fit, runs)
+    source = "runs around their parabolas"
+    if noise_floor and (not dof or noise_floor[0] > sigma):  # measured seed noise is a floor
+        (sigma, dof), source = noise_floor, "seeds (miniseries noise)"
     mis = law_scatter(fit, sigma, runs)
     rng = np.random.default_rng(seed)
     # the isoFLOP route's expected measurement per bootstrap sample, with its own
@@ -127,6 +132,7 @@ def outcome_interval(
         "penalty": point_pen,
         "run_noise": sigma,
         "noise_dof": dof,
+        "noise_from": source,
         "leverage": h,
         "law_scatter": mis,
         "fit_resamples": int(ok.sum()),
