@@ -409,8 +409,12 @@ class Verdict:
             )
         return " | ".join(parts)
 
-    def summary(self) -> str:
-        rules = f". {self.rules()}" if self.rules() else ""  # no [brackets]: rich eats them
+    def headline(self) -> str:
+        """The verdict in one short line (the summary without the rules it applied)."""
+        return self.summary(with_rules=False)
+
+    def summary(self, with_rules: bool = True) -> str:
+        rules = f". {self.rules()}" if self.rules() and with_rules else ""  # no [brackets]
         if self.ok:
             return (
                 f"curves nested: no crossings in {self.n_profiles} isoFLOP profiles and "

@@ -26,7 +26,15 @@ def default_depths(family: list[int]) -> list[int]:
 
 
 def lr_sweep_specs(
-    depths, steps: int, mults, group: str, preset: str, data: str, tokenizer: str, overrides: dict
+    depths,
+    steps: int,
+    mults,
+    group: str,
+    preset: str,
+    data: str,
+    tokenizer: str,
+    overrides: dict,
+    optimizer: str = "muon",
 ) -> list[RunSpec]:
     """Every (depth, multiplier) run of the sweep, one evaluation each, at the end."""
     if steps < 1:
@@ -42,8 +50,9 @@ def lr_sweep_specs(
             preset=preset,
             overrides=dict(overrides),
             kind="lr_sweep",
-            study=f"lr-sweep:{group}",
+            study=f"lr-sweep:{group}" + ("" if optimizer == "muon" else f":{optimizer}"),
             evals=1,
+            optimizer=optimizer,
             **{LR_GROUPS[group]: m},
         )  # fmt: skip
         for d in depths
@@ -71,7 +80,8 @@ def run_lr_sweep(
             if row.get("val_bpb") is not None:
                 results.setdefault(spec.depth, []).append((getattr(spec, field), row["val_bpb"]))
         verdict = transfer_check(results)
-        record = {"group": group, "preset": specs[0].preset, **verdict.to_dict()}
+        record = {"group": group, "preset": specs[0].preset, "optimizer": specs[0].optimizer}
+        record |= verdict.to_dict()
         store.add_fit(FIT_KIND, None, record)
     optima = {d: o["lr_mult"] for d, o in verdict.optima.items() if not o["flag"]}
     plot = plot_lr_sweep(results, optima, Path(project) / f"lr_sweep_{group}.png", "validation bpb")

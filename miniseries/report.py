@@ -310,7 +310,7 @@ def crossing_section(ctx: Context) -> Section:
     core_tol = max(CORE_TOL, 2 * math.sqrt(2) * max(se)) if se else CORE_TOL
     v = check(runs=ctx.iso_runs or None, curves=curves or None, core_tol=core_tol)
     s.verdict(v.ok, v.summary())
-    ctx.headline["crossing"] = v.summary()
+    ctx.headline["crossing"] = v.headline()
     s.p(
         "Checked: isoFLOP profiles nested (more compute, lower bpb at every shared size: each "
         "run of a bigger budget against a smaller budget's parabola, beyond a tolerance scaled "

@@ -31,6 +31,12 @@ def add_parser(sub) -> None:
         default="all",
         help="which LRs the multiplier scales: all, matrix (Muon) or adam (embeddings)",
     )
+    p.add_argument(
+        "--optimizer",
+        choices=("muon", "adamw"),
+        default="muon",
+        help="the optimizer to tune (each arm of an optimizer ablation gets its own LR sweep)",
+    )
     p.add_argument("--project", default=".", help="project folder (results store, report)")
     p.add_argument("--workers", type=int, default=1, help="runs at once")
     p.add_argument("--data", help="token shards folder (default: the offline corpus)")
@@ -50,7 +56,7 @@ def run(args) -> int:
     data, tokenizer = resolve_data(args.data, args.tokenizer, preset.vocab_size)
     specs = lr_sweep_specs(
         depths, args.steps, args.mults, args.group, preset.name, str(data), str(tokenizer),
-        preset_overrides(args),
+        preset_overrides(args), optimizer=args.optimizer,
     )  # fmt: skip
     sweep = run_lr_sweep(specs, args.group, args.project, args.workers, not args.quiet)
     _print_table(sweep.verdict, args.group)
