@@ -268,3 +268,53 @@ def plot_budget_curves(items: list, path: Path) -> Path:
     ax.set_ylim(ys.min() - 0.02 * (top - ys.min()), top + 0.05 * (top - ys.min()) + 1e-9)
     fig.colorbar(_mappable(norm, cmap), ax=ax, label="budget C (FLOPs)")
     return _save(fig, path)
+
+
+def plot_compare(comparison, path: str | os.PathLike) -> Path:
+    """Two lines (a ``compare.Comparison``) side by side: L*(C) (left) and N*(C) (right), log-log,
+    each line's usable vertices as points, its power law, and its bootstrap 90% band; the
+    compared budget range shaded."""
+    fig = Figure(figsize=(11.0, 4.6), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
+    fits = comparison.fits
+    used = [[v for v in f.vertices if v.usable] for f in fits]
+    cs = np.array([v.budget for vs in used for v in vs])
+    grid = np.logspace(np.log10(cs.min()) - 0.15, np.log10(cs.max()) + 0.15, 80)
+    lg = np.log10(grid)
+    panels = (
+        ("l", "loss_law", "loss_opt", "optimal loss L*", "L*(C)"),
+        ("n", "n_law", "n_opt", f"N* {n_label(comparison.convention)[2:]}", "N*(C)"),
+    )
+    for ax, (key, law_name, attr, ylabel, title) in zip(axes, panels):
+        ax.axvspan(*comparison.budget_range, color="0.92", lw=0, zorder=0)
+        for fit, vs, name, color in zip(fits, used, comparison.names, ("tab:blue", "tab:red")):
+            law = getattr(fit, law_name)
+            ax.scatter([v.budget for v in vs], [getattr(v, attr) for v in vs], color=color, s=22)
+            label = f"{name}: {law.k:.3g}·C^{law.exponent:.3f}"
+            ax.plot(grid, law(grid), color=color, lw=1.4, label=label)
+            s = fit.samples
+            ok = np.isfinite(s[f"exp_{key}"])
+            if ok.sum() >= 10:
+                boot = s[f"logk_{key}"][ok, None] + s[f"exp_{key}"][ok, None] * lg
+                band = 10 ** np.percentile(boot, [5, 95], axis=0)
+                ax.fill_between(grid, band[0], band[1], color=color, alpha=0.18, lw=0)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        sparse_log_ticks(ax.xaxis)
+        if key == "l":  # a loss spans well under a decade: label its ticks as plain numbers
+            sparse_log_ticks(ax.yaxis)
+            ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+            ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+        ax.set_xlabel("compute budget C (FLOPs)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{title} (bands: bootstrap 90% CI; grey: compared range)", fontsize=9)
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(loc="best", fontsize=8, framealpha=0.9)
+    h = comparison.headline.m
+    fig.suptitle(
+        f"{comparison.names[1]} vs {comparison.names[0]}: compute multiplier at "
+        f"C={comparison.headline.budget:.3g}: {h.point:.3g} ({h.label}: {h.lo:.3g} to {h.hi:.3g})",
+        fontsize=10,
+    )
+    return _save(fig, path)

@@ -59,6 +59,13 @@ def ws(tiny_data, tmp_path_factory):
             d = c / (6 * n)
             rows.append(f"{n},{d},{1.69 + 406.4 / n**0.34 + 410.7 / d**0.28},{c}")
     good.write_text("\n".join(rows) + "\n")
+    good2 = root / "good2.csv"  # a second family for `compare`: the same law with A x 1.1
+    rows2 = ["params,tokens,loss,budget"]
+    for c in (1e18, 1e19, 1e20):
+        for n in (2e7, 5e7, 1e8, 2e8, 5e8):
+            d = c / (6 * n)
+            rows2.append(f"{n},{d},{1.69 + 1.1 * 406.4 / n**0.34 + 410.7 / d**0.28},{c}")
+    good2.write_text("\n".join(rows2) + "\n")
     bad = {
         "nonnumeric.csv": "params,tokens,loss\n1e6,1e7,abc\n2e6,2e7,1.0\n",
         "missing.csv": "a,b\n1,2\n",
@@ -85,6 +92,7 @@ def ws(tiny_data, tmp_path_factory):
         "tokens": str(tokens),
         "tok": str(tok),
         "good": str(good),
+        "good2": str(good2),
         "project": str(project),
         "swept": str(root / "swept"),
         **{k: str(root / k) for k in bad},
@@ -241,6 +249,14 @@ def fuzz_table(ws) -> dict[str, tuple[list[str], list[tuple[str, list[str]]]]]:
                 ("--seed", NONNEG_INT),
                 ("--predict", FLOAT_LIST),
                 ("--project", [ws["project"], *bad_projects]),
+            ],
+        ),  # fmt: skip
+        "compare": (
+            ["compare", ws["good"], ws["good2"], "--bootstrap", "20"],
+            [
+                ("--bootstrap", ["-1", "-100", "abc", "1.5", ""]),
+                ("--convention", CHOICE),
+                ("--seed", NONNEG_INT),
             ],
         ),  # fmt: skip
         "core": (

@@ -28,6 +28,7 @@ COMMANDS = [
     "runs",
     "export",
     "fit",
+    "compare",
     "core",
     "calibrate",
     "extrapolate",

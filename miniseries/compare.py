@@ -1,0 +1,607 @@
+"""Two families ("lines") compared by their fitted scaling laws: which one is better, by how much,
+and how sure the fits are of it.
+
+Each line is fitted on its own (``fit_isoflop``, with its own seeded bootstrap). A difference
+B − A takes paired bootstrap draws: resample i of A's fit with resample i of B's. The two
+bootstraps are independent, so pairing by index is a valid draw from the joint distribution, and
+the percentile interval of the paired differences is the difference's confidence interval.
+
+The headline is the effective compute multiplier m(C) = C_B / C, where L*_B(C_B) = L*_A(C): the
+compute B needs to reach the optimal loss A reaches with C, relative to C (m < 1: B is better).
+With each line's loss law L* = k C^s (log-log linear, as ``fit_isoflop`` fits it),
+
+    log m = (log k_A − log k_B + (s_A − s_B) log C) / s_B,
+
+computed for the point fits and for each paired draw. The lines are compared where both were
+sampled, the overlap of their usable budget ranges; a, b, D*/N* and L* are read at its geometric
+middle, the common budget. numpy only, no torch (the store is plain SQLite).
+"""
+
+import json
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from miniseries.config import CONVENTIONS, check_convention
+from miniseries.errors import UserError
+from miniseries.fits import runs_for_fit
+from miniseries.laws.base import LEVEL, Interval, Run, clean_json, n_label, runs_from_csv
+from miniseries.laws.isoflop import ScalingFit, fit_isoflop
+from miniseries.paths import store_path
+from miniseries.render import fmt, fmt_bounds, fmt_interval
+from miniseries.runspec import RunSpec
+from miniseries.store import open_store
+
+# Run settings that vary inside one line by design (depth, steps, budget, seed) or only name or
+# locate it (study, kind, data paths, the params-convention label): never "what differs".
+IGNORED_SETTINGS = frozenset(
+    {"depth", "steps", "budget", "seed", "study", "kind", "data", "tokenizer", "convention"}
+)
+IGNORED_OVERRIDES = frozenset({"threads"})  # speed, not the result
+LR_FIT_KIND = "lr_transfer"  # the store's kind for an LR sweep's verdict (`miniseries lr-sweep`)
+SPEC_DEFAULTS = {f.name: f.default for f in fields(RunSpec) if f.default not in (MISSING, None)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The result
+
+
+@dataclass(frozen=True)
+class LineFit:
+    """One line's fitted laws, read at the comparison's common budget."""
+
+    name: str
+    n_runs: int
+    budgets: tuple[float, ...]  # its usable isoFLOP budgets
+    a: Interval  # exponent of N* = k C^a
+    b: Interval  # exponent of D* = k' C^b
+    ratio: Interval  # D*/N* at the common budget
+    loss: Interval  # L* at the common budget
+    loss_law: tuple[float, float]  # (k, s) of L* = k C^s
+
+
+@dataclass(frozen=True)
+class Multiplier:
+    """m(C): the compute B needs to reach A's optimal loss at C, over C."""
+
+    budget: float
+    where: str  # which budget this is: the range's start, middle or end, a line's budget
+    m: Interval
+
+
+@dataclass(frozen=True)
+class ConventionRatio:
+    """D*/N* of both lines at the common budget when params count ``convention``."""
+
+    convention: str
+    ratio_a: Interval
+    ratio_b: Interval
+    b_over_a: Interval
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """Whether L*_B − L*_A changes sign inside the compared range. ``beyond_intervals``: at both
+    ends of the range the difference's CI excludes 0, so the sign there (and so the crossing, or
+    its absence) is not bootstrap noise."""
+
+    crosses: bool
+    budget: float | None  # where the point laws cross
+    beyond_intervals: bool
+    text: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Line B against line A: each line's laws, the differences B − A (ratios as B/A), the
+    effective compute multiplier across the compared range, and whether the L* lines cross."""
+
+    names: tuple[str, str]
+    convention: str
+    budget: float  # the common budget: the geometric middle of the compared range
+    budget_range: tuple[float, float]  # the overlap of the usable budgets (else the gap)
+    overlaps: bool
+    lines: tuple[LineFit, LineFit]
+    a_diff: Interval  # a_B − a_A
+    b_diff: Interval  # b_B − b_A
+    ratio_b_over_a: Interval  # (D*/N*)_B / (D*/N*)_A at the common budget
+    loss_diff: Interval  # L*_B − L*_A at the common budget
+    multipliers: tuple[Multiplier, ...]
+    crossing: Crossing
+    ratios: tuple[ConventionRatio, ...]  # D*/N* under each convention fitted
+    n_bootstrap: int
+    seed: int
+    sources: tuple[str, str] = ("", "")  # where each line came from, in words
+    settings: tuple[str, ...] | None = None  # what differs between the lines' runs (store input)
+    notes: tuple[str, ...] = ()
+    fits: tuple[ScalingFit, ...] = field(default=(), repr=False, compare=False)  # for plots
+
+    @property
+    def headline(self) -> Multiplier:
+        """The multiplier at the common budget."""
+        return min(self.multipliers, key=lambda m: abs(math.log(m.budget / self.budget)))
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "fits"}
+        d = {k: asdict(v) if is_dataclass(v) else v for k, v in d.items()}
+        for key in ("lines", "multipliers", "ratios"):
+            d[key] = [asdict(v) for v in d[key]]
+        d |= {
+            "n_label": n_label(self.convention),
+            "intervals": f"bootstrap {LEVEL:.0%} confidence intervals of the fitted laws",
+            "headline": asdict(self.headline),
+        }
+        return clean_json(d)
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing two lines
+
+
+def line_seeds(seed: int) -> tuple[int, int]:
+    """Two independent bootstrap seeds from one: each line's resamples are its own."""
+    a, b = np.random.SeedSequence(seed).generate_state(2)
+    return int(a), int(b)
+
+
+def _fit(runs: list[Run], convention: str, n_bootstrap: int, seed: int, name: str) -> ScalingFit:
+    fit = fit_isoflop(runs, convention, n_bootstrap, seed)
+    if fit.n_law is None:
+        usable = sum(v.usable for v in fit.vertices)
+        raise UserError(
+            f"line {name}: the isoFLOP fit needs 2 usable budgets, has {usable} of "
+            f"{len(fit.vertices)}; sweep more budgets (or widen the depths) for it"
+        )
+    return fit
+
+
+def _log_law(fit: ScalingFit, key: str, lc: float) -> tuple[float, np.ndarray]:
+    """log10 of a law (n, d or l) at log10 C: the point fit's value and each resample's."""
+    law = {"n": fit.n_law, "d": fit.d_law, "l": fit.loss_law}[key]
+    s = fit.samples
+    return math.log10(law.k) + law.exponent * lc, s[f"logk_{key}"] + s[f"exp_{key}"] * lc
+
+
+def _log_ratio(fit: ScalingFit, lc: float) -> tuple[float, np.ndarray]:
+    (pd, sd), (pn, sn) = _log_law(fit, "d", lc), _log_law(fit, "n", lc)
+    return pd - pn, sd - sn
+
+
+def _ratio_pair(fa: ScalingFit, fb: ScalingFit, lc: float):
+    """(ratio A, ratio B, B/A) at log10 C, each an Interval (B/A over paired resamples)."""
+    (pa, sa), (pb, sb) = _log_ratio(fa, lc), _log_ratio(fb, lc)
+    return (
+        Interval.from_samples(10**pa, 10**sa),
+        Interval.from_samples(10**pb, 10**sb),
+        Interval.from_samples(10 ** (pb - pa), 10 ** (sb - sa)),
+    )
+
+
+def log_multiplier(logk_a, s_a, logk_b, s_b, lc):
+    """log10 m at log10 C from two loss laws L* = k C^s (log10 k, s; scalars or paired arrays).
+    NaN where B's loss does not fall with compute (s_B >= 0): no compute reaches a target then."""
+    s_b = np.asarray(s_b, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (np.asarray(logk_a) - logk_b + (np.asarray(s_a) - s_b) * lc) / s_b
+    return np.where(s_b < 0, out, np.nan)
+
+
+def _multiplier(fa: ScalingFit, fb: ScalingFit, c: float, where: str) -> Multiplier:
+    la, lb, sa, sb = fa.loss_law, fb.loss_law, fa.samples, fb.samples
+    lc = math.log10(c)
+    point = log_multiplier(math.log10(la.k), la.exponent, math.log10(lb.k), lb.exponent, lc)
+    boot = log_multiplier(sa["logk_l"], sa["exp_l"], sb["logk_l"], sb["exp_l"], lc)
+    return Multiplier(c, where, Interval.from_samples(float(10**point), 10**boot))
+
+
+def _line_fit(fit: ScalingFit, name: str, n_runs: int, lc: float) -> LineFit:
+    (pr, sr), (pl, sl) = _log_ratio(fit, lc), _log_law(fit, "l", lc)
+    return LineFit(
+        name, n_runs, tuple(_usable(fit)), fit.n_law.interval, fit.d_law.interval,
+        Interval.from_samples(10**pr, 10**sr), Interval.from_samples(10**pl, 10**sl),
+        (fit.loss_law.k, fit.loss_law.exponent),
+    )  # fmt: skip
+
+
+def _usable(fit: ScalingFit) -> list[float]:
+    return [v.budget for v in fit.vertices if v.usable]
+
+
+def _marked_budgets(lo, hi, overlaps, fits, names) -> list[tuple[float, str]]:
+    """The budgets a multiplier is shown at: the range's ends and middle, and every usable budget
+    of either line inside the range, each once with what it is."""
+    span = "overlap" if overlaps else "gap (extrapolated)"
+    marks: dict[float, tuple[float, list[str]]] = {}
+
+    def add(c, what):
+        marks.setdefault(round(math.log10(c), 6), (c, []))[1].append(what)
+
+    add(lo, f"{span} start")
+    add(math.sqrt(lo * hi), "middle (common budget)")
+    add(hi, f"{span} end")
+    inside = [{round(math.log10(c), 6) for c in _usable(f) if lo * 0.999 <= c <= hi * 1.001}
+              for f in fits]  # fmt: skip
+    for key in sorted(inside[0] | inside[1]):
+        both = key in inside[0] and key in inside[1]
+        add(10**key, "budget of both" if both else f"budget of {names[key in inside[1]]}")
+    return [(c, ", ".join(what)) for _, (c, what) in sorted(marks.items())]
+
+
+def _crossing(fa, fb, lo, hi, names) -> Crossing:
+    """Sign of log L*_B − log L*_A at both ends of [lo, hi] (linear in log C in between)."""
+    ends = []
+    for c in (lo, hi):
+        (pa, sa), (pb, sb) = _log_law(fa, "l", math.log10(c)), _log_law(fb, "l", math.log10(c))
+        ends.append(Interval.from_samples(pb - pa, sb - sa))
+    signs = [np.sign(e.point) for e in ends]
+    sure = all(e.bounded and not e.contains(0.0) for e in ends)
+    unsure = (
+        f"at an end of the range the difference's {ends[0].label} contains 0"
+        if all(e.bounded for e in ends)
+        else "no intervals (too few resamples)"
+    )
+    range_text = f"[{lo:.3g}, {hi:.3g}]"
+    crosses = bool(signs[0] * signs[1] < 0)
+    if not crosses:
+        lower = names[1] if signs[0] < 0 or (signs[0] == 0 and signs[1] < 0) else names[0]
+        how = f"beyond the {ends[0].label}s at both ends" if sure else f"but {unsure}"
+        return Crossing(
+            False, None, sure, f"L* lines do not cross in {range_text}: {lower} lower, {how}"
+        )
+    la, lb = fa.loss_law, fb.loss_law
+    at = 10 ** (-(math.log10(lb.k) - math.log10(la.k)) / (lb.exponent - la.exponent))
+    first, second = (names[1], names[0]) if signs[0] < 0 else (names[0], names[1])
+    text = f"L* lines cross at C ≈ {at:.3g} in {range_text}: {first} lower below, {second} above"
+    text += (
+        f"; beyond the {ends[0].label}s (the sign at both ends is resolved)"
+        if sure
+        else f"; not resolved: {unsure}"
+    )
+    return Crossing(True, float(at), sure, text)
+
+
+def compare_lines(
+    runs_a: list[Run],
+    runs_b: list[Run],
+    convention: str = "total",
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    names: tuple[str, str] = ("A", "B"),
+    other_conventions: dict[str, tuple[list[Run], list[Run]]] | None = None,
+) -> Comparison:
+    """Fit both lines (isoFLOP, bootstrap seeds from ``seed``) and compare B against A.
+
+    ``other_conventions``: the same runs with params counted otherwise ({convention: (runs_a,
+    runs_b)}); their D*/N* ratios are added to ``ratios`` (a line whose fit fails there is noted
+    and skipped)."""
+    check_convention(convention)
+    if n_bootstrap < 0:
+        raise UserError(f"the bootstrap needs >= 0 resamples (0: no intervals), got {n_bootstrap}")
+    seeds = line_seeds(seed)
+    fa = _fit(runs_a, convention, n_bootstrap, seeds[0], names[0])
+    fb = _fit(runs_b, convention, n_bootstrap, seeds[1], names[1])
+    ba, bb = _usable(fa), _usable(fb)
+    lo, hi = max(min(ba), min(bb)), min(max(ba), max(bb))
+    overlaps = lo <= hi * (1 + 1e-9)
+    lo, hi = (lo, hi) if overlaps else (hi, lo)
+    notes = []
+    if not overlaps:
+        notes.append(
+            f"the lines' budget ranges do not overlap: they are compared across the gap "
+            f"[{lo:.3g}, {hi:.3g}], where at least one law is extrapolated"
+        )
+    budget = math.sqrt(lo * hi)
+    lc = math.log10(budget)
+    lines = (_line_fit(fa, names[0], len(runs_a), lc), _line_fit(fb, names[1], len(runs_b), lc))
+    sa, sb = fa.samples, fb.samples
+
+    def diff(key, law):
+        point = getattr(fb, law).exponent - getattr(fa, law).exponent
+        return Interval.from_samples(point, sb[f"exp_{key}"] - sa[f"exp_{key}"])
+
+    (pla, sla), (plb, slb) = _log_law(fa, "l", lc), _log_law(fb, "l", lc)
+    ratios = [ConventionRatio(convention, *_ratio_pair(fa, fb, lc))]
+    for conv, (ra, rb) in (other_conventions or {}).items():
+        if conv == convention:
+            continue
+        try:
+            ga = _fit(ra, conv, n_bootstrap, seeds[0], names[0])
+            gb = _fit(rb, conv, n_bootstrap, seeds[1], names[1])
+        except UserError as e:
+            notes.append(f"D*/N* counting {n_label(conv)} not compared: {e}")
+            continue
+        ratios.append(ConventionRatio(conv, *_ratio_pair(ga, gb, lc)))
+    marks = _marked_budgets(lo, hi, overlaps, (fa, fb), names)
+    multipliers = tuple(_multiplier(fa, fb, c, where) for c, where in marks)
+    rising = int(np.sum(fb.samples["exp_l"] >= 0))  # NaN (dropped resamples) counts False
+    if rising or fb.loss_law.exponent >= 0:
+        notes.append(
+            f"{names[1]}'s loss law does not fall with compute (s >= 0) in {rising} of "
+            f"{n_bootstrap} resamples{' and in the point fit' if fb.loss_law.exponent >= 0 else ''}"
+            ": no compute reaches a target there, so those have no multiplier (left out)"
+        )
+    return Comparison(
+        names=tuple(names),
+        convention=convention,
+        budget=budget,
+        budget_range=(lo, hi),
+        overlaps=overlaps,
+        lines=lines,
+        a_diff=diff("n", "n_law"),
+        b_diff=diff("d", "d_law"),
+        ratio_b_over_a=ratios[0].b_over_a,
+        loss_diff=Interval.from_samples(10**plb - 10**pla, 10**slb - 10**sla),
+        multipliers=multipliers,
+        crossing=_crossing(fa, fb, lo, hi, names),
+        ratios=tuple(ratios),
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        notes=tuple(notes),
+        fits=(fa, fb),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the two lines: a CSV, a project, or a study in a project
+
+
+@dataclass
+class Line:
+    """One side as named on the command line, read: runs per convention, the settings its runs
+    were trained with, and the (preset, optimizer) settings its store holds an LR sweep for."""
+
+    name: str
+    source: str  # in words: "runs CSV x.csv", "project p", "study s in p"
+    runs: dict[str, list[Run]]  # convention -> runs (a CSV: only the one given)
+    specs: list[dict] | None = None  # config_json["spec"] of each run; None for a CSV
+    tuned: frozenset | None = None  # {(preset or None, optimizer)}; None for a CSV
+    project: str | None = None
+
+
+def read_line(arg: str, project: str | None = None, convention: str = "total") -> Line:
+    """The dispatch rule: a path ending in .csv is a runs CSV (`miniseries fit`'s format, params
+    counted by ``convention``); a folder holding miniseries.db is a project (all its finished
+    isoFLOP runs); anything else is a study in ``project`` (its finished isoFLOP runs)."""
+    check_convention(convention)
+    if arg.lower().endswith(".csv"):
+        return Line(Path(arg).stem, f"runs CSV {arg}", {convention: runs_from_csv(arg, convention)})
+    if store_path(arg).is_file():
+        with open_store(arg, create=False) as store:
+            rows = store.list_runs(kind="isoflop", status="done")
+            if not rows:
+                raise UserError(
+                    f"no finished isoFLOP runs in {store.path}; run `miniseries sweep --project "
+                    f"{arg}` first, or name a study with --project"
+                )
+            return _store_line(Path(arg).resolve().name, f"project {arg}", rows, store, arg)
+    if project is None:
+        raise UserError(
+            f"{arg!r} is not a .csv file, nor a project folder (no {store_path(arg)}); to compare "
+            "a study, name its project with --project P"
+        )
+    with open_store(project, create=False) as store:
+        rows = store.list_runs(kind="isoflop", study=arg, status="done")
+        if not rows:
+            studies = {r["study"] for r in store.list_runs(kind="isoflop", status="done")}
+            known = ", ".join(sorted(repr(s) for s in studies if s)) or "none"
+            raise UserError(
+                f"no finished isoFLOP runs of study {arg!r} in {store.path} (studies there: "
+                f"{known}); check the name, or give a .csv file or a project folder"
+            )
+        return _store_line(arg, f"study {arg!r} in {project}", rows, store, project)
+
+
+def _store_line(name, source, rows, store, project) -> Line:
+    runs = {c: r for c in CONVENTIONS if (r := runs_for_fit(rows, c))}
+    specs = [_spec(r) for r in rows if r.get("config_json")]
+    return Line(name, source, runs, specs or None, lr_tuned(store), str(project))
+
+
+def lr_tuned(store) -> frozenset:
+    """{(preset, optimizer)} the store holds an LR-transfer fit for (`miniseries lr-sweep`). A
+    fit's optimizer is the one its record names, else its sweep's runs' (study lr-sweep:GROUP),
+    else RunSpec's default (what `lr-sweep` trains); preset None means any preset."""
+    columns, rows = store.rows("fits")
+    out = set()
+    for row in rows:
+        fit = dict(zip(columns, row))
+        if fit["kind"] != LR_FIT_KIND:
+            continue
+        rec = json.loads(fit["json"])
+        opts = {rec["optimizer"]} if rec.get("optimizer") else set()
+        if not opts:
+            sweep = store.list_runs(kind="lr_sweep", study=f"lr-sweep:{rec.get('group', 'all')}")
+            opts = {_spec(r).get("optimizer") for r in sweep} - {None}
+        for opt in opts or {SPEC_DEFAULTS["optimizer"]}:
+            out.add((rec.get("preset"), opt))
+    return frozenset(out)
+
+
+def _spec(row: dict) -> dict:
+    """A store row's RunSpec fields ({} when it has none, or they are not readable)."""
+    try:
+        spec = json.loads(row.get("config_json") or "{}").get("spec")
+    except (ValueError, AttributeError):
+        return {}
+    return spec if isinstance(spec, dict) else {}
+
+
+def _settings(spec: dict) -> dict:
+    """A run's settings as flat strings, RunSpec's defaults filled in, ignored ones left out."""
+    flat = {k: v for k, v in (SPEC_DEFAULTS | spec).items() if k not in IGNORED_SETTINGS}
+    for k, v in (flat.pop("overrides", None) or {}).items():
+        if k not in IGNORED_OVERRIDES:
+            flat[f"overrides.{k}"] = v
+    return {k: f"{v:g}" if isinstance(v, float) else str(v) for k, v in flat.items()}
+
+
+def settings_diff(specs_a: list[dict], specs_b: list[dict]) -> list[str]:
+    """What differs between two lines' run settings, one 'key: A's -> B's' each (e.g.
+    'optimizer: muon -> adamw'); a line whose runs disagree shows its values as {x, y}."""
+    flat_a, flat_b = [_settings(s) for s in specs_a], [_settings(s) for s in specs_b]
+    keys = list(dict.fromkeys(k for s in flat_a + flat_b for k in s))
+    out = []
+    for key in keys:
+        va = sorted({s.get(key, "—") for s in flat_a})
+        vb = sorted({s.get(key, "—") for s in flat_b})
+        if va != vb:
+            show = [v[0] if len(v) == 1 else "{" + ", ".join(v) + "}" for v in (va, vb)]
+            out.append(f"{key}: {show[0]} -> {show[1]}")
+    return out
+
+
+def untuned_notes(a: Line, b: Line) -> list[str]:
+    """When the lines trained with different optimizers: each arm whose (preset, optimizer) has
+    no LR sweep in its store. An ablation with an untuned arm measures its LRs, not its setting."""
+    if a.specs is None or b.specs is None:
+        return []
+    used = [
+        {(s.get("preset", SPEC_DEFAULTS["preset"]), s.get("optimizer", SPEC_DEFAULTS["optimizer"]))
+         for s in line.specs or []}
+        for line in (a, b)
+    ]  # fmt: skip
+    if {o for _, o in used[0]} == {o for _, o in used[1]}:
+        return []
+    notes = []
+    for line, settings in zip((a, b), used):
+        if line.tuned is None:
+            continue
+        for preset, opt in sorted(settings, key=str):
+            if (preset, opt) not in line.tuned and (None, opt) not in line.tuned:
+                notes.append(
+                    f"arm {line.name}: LRs not tuned for this setting (run `miniseries lr-sweep "
+                    f"--project {line.project} --preset {preset} --optimizer {opt}`: the store "
+                    f"has no LR-transfer fit for {opt}); its losses may reflect its LRs, not its "
+                    "setting"
+                )
+    return notes
+
+
+def compare_inputs(
+    a: str,
+    b: str,
+    project: str | None = None,
+    convention: str = "total",
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> Comparison:
+    """`miniseries compare A B`: read both lines (``read_line``'s rule), compare them under
+    ``convention``, add D*/N* under every other convention both store lines have, what differs
+    between their runs' settings, and a note on each arm whose LRs were never tuned."""
+    la, lb = read_line(a, project, convention), read_line(b, project, convention)
+    if la.name == lb.name:  # two files or folders of one name: the arguments as given
+        la.name, lb.name = a, (b if a != b else f"{b} (again)")
+    for line in (la, lb):
+        if convention not in line.runs:
+            have = ", ".join(line.runs) or "none"
+            raise UserError(
+                f"{line.source}: no runs with params counted as {convention!r} (params_"
+                f"{convention}); conventions there: {have}; pass --convention"
+            )
+    others = {c: (la.runs[c], lb.runs[c]) for c in CONVENTIONS if c in la.runs and c in lb.runs}
+    c = compare_lines(
+        la.runs[convention], lb.runs[convention], convention, n_bootstrap, seed,
+        (la.name, lb.name), others,
+    )  # fmt: skip
+    settings = None
+    if la.specs is not None and lb.specs is not None:
+        settings = tuple(settings_diff(la.specs, lb.specs))
+    notes = (*untuned_notes(la, lb), *c.notes)
+    return replace(c, sources=(la.source, lb.source), settings=settings, notes=notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Text
+
+
+def _table(header: list[str], rows: list[list[str]], left=(0,)) -> list[str]:
+    """Plain-text columns: numbers right-aligned, the ``left`` columns (labels) left-aligned."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(r):
+        cells = [c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        return "  ".join(cells).rstrip()
+
+    return [line(header), "  ".join("-" * w for w in widths), *map(line, rows)]
+
+
+def _iv(iv: Interval, spec: str = ".3f") -> str:
+    return fmt_interval(iv, spec)
+
+
+def _diff(iv: Interval, spec: str = ".3f") -> str:
+    """A difference: the point signed, its bounds plain ('+0.012 [-0.004–0.028]')."""
+    bounds = fmt_bounds(iv.lo, iv.hi, spec)
+    return fmt(iv.point, "+" + spec) + ("" if bounds == "—" else f" {bounds}")
+
+
+def _verdict(m: Interval, names) -> str:
+    if not m.bounded:
+        return "no interval (too few resamples)"
+    if m.contains(1.0):
+        return f"the {m.label} contains 1: no difference resolved"
+    better = names[1] if m.hi < 1 else names[0]
+    return f"{better} is better, beyond the {m.label}"
+
+
+def format_comparison(c: Comparison) -> str:
+    """The comparison as a text table; every interval is labelled a CI of the fitted laws."""
+    A, B = c.names
+    label = c.lines[0].a.label
+    out = []
+    for letter, line, source in zip("AB", c.lines, c.sources):
+        bs = line.budgets
+        where = f"{source}: " if source else ""
+        out.append(
+            f"{letter} = {line.name} ({where}{line.n_runs} runs; {len(bs)} usable budgets "
+            f"{min(bs):.3g} to {max(bs):.3g})"
+        )
+    out += [
+        f"Parameter counts: {n_label(c.convention)}. Every interval below is a {label}: a "
+        f"bootstrap {LEVEL:.0%} confidence interval of the fitted laws (where the law's value "
+        "lies, not where one new run lands). B − A and B/A pair resample i of A's fit with "
+        f"resample i of B's ({c.n_bootstrap} each, seeds from {c.seed}).",
+    ]
+    if c.settings is not None:
+        out.append(f"Settings that differ ({A} -> {B}): " + ("; ".join(c.settings) or "none"))
+    out += [f"note: {n}" for n in c.notes]
+    at = f"at C={c.budget:.3g}"
+    rows = [
+        ["a (N* ∝ C^a)", _iv(c.lines[0].a), _iv(c.lines[1].a), "B − A " + _diff(c.a_diff)],
+        ["b (D* ∝ C^b)", _iv(c.lines[0].b), _iv(c.lines[1].b), "B − A " + _diff(c.b_diff)],
+        [f"D*/N* {at}", *(_iv(x.ratio, ".3g") for x in c.lines), "B/A " + _iv(c.ratio_b_over_a)],
+        [f"L* {at}", *(_iv(x.loss, ".4f") for x in c.lines), "B − A " + _diff(c.loss_diff, ".4f")],
+    ]
+    out += ["", f"Fitted laws ({n_label(c.convention)}); cells: point [{label}]"]
+    out += _table(["", f"A = {A}", f"B = {B}", "difference"], rows)
+    if len(c.ratios) > 1:
+        out += ["", f"D*/N* {at} by what params count; cells: point [{label}]"]
+        out += _table(
+            ["params counted", f"A = {A}", f"B = {B}", "B/A"],
+            [
+                [n_label(r.convention), _iv(r.ratio_a, ".3g"), _iv(r.ratio_b, ".3g"),
+                 _iv(r.b_over_a)]
+                for r in c.ratios
+            ],
+        )  # fmt: skip
+    out += [
+        "",
+        f"Effective compute multiplier m(C) = C_B / C with L*_B(C_B) = L*_A(C): the compute {B} "
+        f"needs to reach {A}'s optimal loss at C, over C (m < 1: {B} is better; from the loss "
+        f"laws L* = k C^s)",
+    ]
+    out += _table(
+        ["C", f"m [{label}]", "budget"],
+        [[f"{m.budget:.3g}", _iv(m.m), m.where] for m in c.multipliers],
+        left=(2,),
+    )
+    h = c.headline
+    out += [
+        "",
+        f"At C={h.budget:.3g}: {B} needs {fmt_interval(h.m, label=True)} times the compute "
+        f"of {A} to reach {A}'s optimal loss: {_verdict(h.m, c.names)}.",
+        c.crossing.text + ".",
+    ]
+    return "\n".join(out)
