@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-all lint format demo bench clean
+.PHONY: install test test-all lint format demo ablation bench clean
 
 install: $(STAMP)
 
@@ -29,6 +29,9 @@ format: install
 
 demo: install
 	$(PY) -m miniseries demo --project demo
+
+ablation: install
+	$(PY) -m miniseries ablate optimizer --project ablation
 
 bench: install
 	$(PY) benchmarks/train_throughput.py --depths 1-7

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from miniseries import report_tables as rt
 from miniseries.calibrate import calibrate_gpt3, core_standard_error, fit_series
+from miniseries.compare import compare_inputs, read_line, settings_diff
 from miniseries.config import CONVENTIONS, check_convention
 from miniseries.crossing import CORE_TOL, LOSS_TOL, Curve, check
 from miniseries.errors import UserError
@@ -28,6 +29,7 @@ from miniseries.laws.parametric import fit_parametric
 from miniseries.paths import atomic_write_text
 from miniseries.plots import (
     plot_budget_curves,
+    plot_compare,
     plot_curves,
     plot_isoflop,
     plot_lr_sweep,
@@ -106,6 +108,7 @@ def write_report(project, out=None, n_bootstrap=1000, convention=None, hardware=
         core_section(ctx),
         calibration_section(ctx),
         predictions_section(ctx),
+        comparison_section(ctx),
         notes_section(conv),
     ]
     headline = [ctx.headline[k] for k in HEADLINE_ORDER if k in ctx.headline]
@@ -501,6 +504,42 @@ def predictions_section(ctx: Context) -> Section:
         rows += rt.prediction_rows(runs[rid], Prediction.from_dict(p["predicted"]), blind)
     cols = ["run", "quantity", "predicted", "measured", "error %", "interval", "blind"]
     s.table(cols, rows)
+    return s
+
+
+def comparison_section(ctx: Context) -> Section:
+    """Every isoFLOP study whose run settings differ from the baseline's (the study named
+    "baseline", else the first one trained), compared with it as two lines."""
+    s = Section("comparison", "Comparing studies")
+    order = [r["study"] for r in sorted(ctx.study.done("isoflop"), key=lambda r: r["created_at"])]
+    studies = list(dict.fromkeys(x for x in order if x))
+    base = "baseline" if "baseline" in studies else (studies[0] if studies else None)
+    lines = {x: read_line(x, ctx.study.project, ctx.convention) for x in studies}
+    others = [x for x in studies if x != base and settings_diff(lines[base].specs, lines[x].specs)]
+    if not others:
+        s.p(
+            "One set of settings, nothing to compare: `miniseries sweep --study NAME "
+            "--optimizer adamw ...` makes a second line, `miniseries compare` compares any two."
+        )
+        return s
+    for other in others:
+        try:
+            c = compare_inputs(base, other, ctx.study.project, ctx.convention, ctx.n_bootstrap)
+        except UserError as e:
+            s.p(f"**{base}** vs **{other}**: not compared ({e}).")
+            continue
+        s.p(f"**{other}** against **{base}**: " + "; ".join(c.settings or ()) + ".")
+        s.ul(list(c.notes))
+        for columns, rows in rt.comparison_tables(c):
+            s.table(columns, rows)
+        h = c.headline
+        s.verdict(
+            None,
+            f"At C = {h.budget:.3g}, {other} needs {fmt_interval(h.m, label=True)} times the "
+            f"compute of {base} to reach {base}'s optimal loss. {c.crossing.text}.",
+        )
+        path = plot_compare(c, ctx.figdir / f"compare_{base}_{other}.png".replace(" ", "_"))
+        s.img(path, f"{base} vs {other}: L*(C) and N*(C) with 90% bands")
     return s
 
 

@@ -196,3 +196,30 @@ def prediction_rows(run: dict, pred: Prediction, blind: str) -> list[list]:
     predicted = fmt_interval(judged, "#.4g", label=True)
     inside = ("inside" if judged.contains(measured) else "outside") if done else "—"
     return [[name, "val bpb", predicted, shown, fmt(err, "+.2f"), inside, blind]]
+
+
+def comparison_tables(c) -> list[tuple[list[str], list[list[str]]]]:
+    """A ``compare.Comparison`` as tables: the fitted laws side by side with their differences,
+    D*/N* under each convention, and the effective compute multiplier across the range."""
+    a, b = c.names
+    at = f"at C = {c.budget:.3g}"
+    laws = [
+        ["a (N* ∝ C^a)", *(fmt_interval(x.a) for x in c.lines), "B − A " + fmt_interval(c.a_diff)],
+        ["b (D* ∝ C^b)", *(fmt_interval(x.b) for x in c.lines), "B − A " + fmt_interval(c.b_diff)],
+        [f"D*/N* {at}", *(fmt_interval(x.ratio, ".3g") for x in c.lines),
+         "B/A " + fmt_interval(c.ratio_b_over_a)],
+        [f"L* {at}", *(fmt_interval(x.loss, ".4f") for x in c.lines),
+         "B − A " + fmt_interval(c.loss_diff, ".4f")],
+    ]  # fmt: skip
+    label = c.lines[0].a.label
+    out = [([f"law [{label}]", f"A = {a}", f"B = {b}", "difference"], laws)]
+    if len(c.ratios) > 1:
+        rows = [
+            [r.convention, fmt_interval(r.ratio_a, ".3g"), fmt_interval(r.ratio_b, ".3g"),
+             fmt_interval(r.b_over_a)]
+            for r in c.ratios
+        ]  # fmt: skip
+        out.append(([f"D*/N* {at}: params counted", f"A = {a}", f"B = {b}", "B/A"], rows))
+    rows = [[f"{m.budget:.3g}", fmt_interval(m.m), m.where] for m in c.multipliers]
+    out.append((["C", f"compute multiplier m [{label}]", "budget"], rows))
+    return out

@@ -553,6 +553,10 @@ def prediction_v2(old: dict) -> dict:
         "fit_id": old.get("fit_id"),
         "ratio": old.get("ratio"),
         "plan": {k: old[k] for k in PLAN_KEYS if k in old} if "depth" in old else None,
+        "fit_runs": [],  # schema 1 did not record them
+        "fit_settings": None,
+        "outcome": None,  # nor a prediction interval
+        "outcome_parts": None,
     }
 
 

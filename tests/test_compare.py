@@ -4,6 +4,7 @@ code under test."""
 
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -275,3 +276,39 @@ def test_bad_inputs_are_one_line_errors(argv, says, tmp_path, capsys):
 def test_compare_needs_no_torch():
     code = "import sys, miniseries.compare; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_report_compares_studies_whose_settings_differ_and_renders(tmp_path):
+    """A project with a baseline and an AdamW study (planted: AdamW needs 1.3x the compute)
+    gets a comparison section: tables, the multiplier verdict, the figure; and a page that
+    headless Chromium renders with every figure decoded."""
+    from test_report import ROOT, _chromium_or_skip
+
+    from miniseries.report import write_report
+
+    project = tmp_path / "p"
+    with open_store(project) as store:
+        add_line(store, "baseline", line(1), MUON)
+        add_line(store, "adamw", shifted(1.3, 2), ADAMW)
+        add_line(store, "again", line(3), MUON)  # same settings as the baseline: not compared
+    report = write_report(project, n_bootstrap=200)
+    md = report.md_path.read_text()
+    section = md.split('<a id="comparison"></a>')[1]
+    assert "**adamw** against **baseline**: optimizer: muon -> adamw" in section
+    assert "**again**" not in section
+    assert "compute multiplier m [90% CI]" in section and "| law [90% CI] |" in section
+    m = re.search(r"adamw needs ([\d.]+) \[([\d.]+)–([\d.]+)\] \(90% CI\) times", section)
+    point, lo, hi = map(float, m.groups())
+    assert lo <= 1.3 <= hi and point == pytest.approx(1.3, rel=0.03)
+    assert (project / "report" / "compare_baseline_adamw.png").exists()
+    _chromium_or_skip()
+    script = ROOT / "scripts" / "screenshot_report.py"
+    res = subprocess.run(
+        [sys.executable, str(script), str(project), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    seen = json.loads(res.stdout)
+    assert "comparison" in seen["sections"] and seen["broken"] == []

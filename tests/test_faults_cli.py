@@ -295,6 +295,16 @@ def fuzz_table(ws) -> dict[str, tuple[list[str], list[tuple[str, list[str]]]]]:
                 ("--out", [ws["good"], "/proc/x"]),
             ],
         ),  # fmt: skip
+        "ablate": (
+            ["ablate", "optimizer", "--project", str(r / "ablation"), "--quiet"],
+            [
+                ("--workers", POS_INT),
+                ("--budgets", FLOAT_LIST),
+                ("--window", POS_INT + ["2"]),
+                ("--lr-steps", POS_INT),
+                ("--bootstrap", ["-1", "abc"]),
+            ],
+        ),  # fmt: skip
         "demo": (
             ["demo", "--project", str(r / "demo"), "--quiet"],
             [
@@ -340,11 +350,14 @@ def test_every_subcommand_has_a_fuzz_case(ws):
     assert set(fuzz_table(ws)) == set(COMMANDS), "add a fuzz case for each new subcommand"
 
 
-@pytest.mark.parametrize("command", [c for c in COMMANDS if c not in ("train", "lr-sweep", "demo")])
+@pytest.mark.parametrize(
+    "command", [c for c in COMMANDS if c not in ("train", "lr-sweep", "demo", "ablate")]
+)
 def test_base_argv_is_valid_input(command, ws, capsys, no_real_work):
     """The base argvs are accepted (or fail only on the missing thing they point at), so a refusal
-    in the fuzz test is caused by the wrong value, not by the base. (train, lr-sweep and demo
-    would do real work on a valid argv: their wrong values are each invalid on their own.)"""
+    in the fuzz test is caused by the wrong value, not by the base. (train, lr-sweep, demo and
+    ablate would do real work on a valid argv: their wrong values are each invalid on their
+    own.)"""
     argv, _ = fuzz_table(ws)[command]
     code, err = run_cli(argv, capsys)
     if command in ("data", "tokenizer", "sample", "core"):  # point at nothing: one clear line

@@ -32,7 +32,7 @@ SHARES = {"total": 1.0, "kaplan": 0.85, "matrices": 0.7}  # params under each co
 ROOT = Path(__file__).resolve().parents[1]
 KNOB_FLOPS, KNOB_MEASURED = 1e14, 1.55
 SECTIONS = ("headline", "runs", "laws", "held-out", "crossing", "curves", "lr", "core")
-SECTIONS += ("extrapolation", "predictions", "notes")  # in the page's order
+SECTIONS += ("extrapolation", "predictions", "comparison", "notes")  # in the page's order
 
 
 def _isoflop_rows(store, runs):

@@ -34,6 +34,7 @@ COMMANDS = [
     "extrapolate",
     "report",
     "demo",
+    "ablate",
 ]
 
 
