@@ -141,19 +141,21 @@ def test_sigkill_then_resume_equals_uninterrupted(tiny_data, tmp_path):
 
 
 def test_two_rank_gloo_equals_double_accumulation(tiny_data, tmp_path):
-    """torchrun with 2 CPU processes (gloo) vs one process accumulating both ranks' rows.
+    """torchrun with 2 CPU processes (gloo) vs one process accumulating both ranks' rows, with
+    DDP's bucketed, overlapped gradient averaging (the default) and with the reference path (one
+    all_reduce per parameter): both equal the single process, step for step.
 
-    Run twice: a rank that leaves without destroying its process group aborts at exit in about
-    one run in five under load, so two clean exits in a row make that regression hard to miss."""
+    Run twice per path: a rank that leaves without destroying its process group aborts at exit in
+    about one run in five under load, so clean exits in a row make that regression hard to miss."""
     single = tmp_path / "single"
     assert main(_train_argv(tiny_data, single, 12)) == 0
     a = [x["train_loss"] for x in log_lines(single) if "train_loss" in x]
     torchrun = Path(sys.executable).with_name("torchrun")
     cmd = [str(torchrun), "--nproc_per_node=2", "--standalone", "-m", "miniseries"]
-    for attempt in range(2):
+    for attempt, sync in enumerate(("ddp", "ddp", "allreduce", "allreduce")):
         ddp = tmp_path / f"ddp{attempt}"
         res = subprocess.run(
-            cmd + _train_argv(tiny_data, ddp, 12),
+            cmd + _train_argv(tiny_data, ddp, 12) + ["--grad-sync", sync],
             capture_output=True,
             text=True,
             timeout=300,
@@ -166,7 +168,7 @@ def test_two_rank_gloo_equals_double_accumulation(tiny_data, tmp_path):
         for x, y in zip(a, b):
             assert abs(x - y) <= 1e-5 * abs(x)
         cfg = json.loads((ddp / "config.json").read_text())
-        assert cfg["world_size"] == 2
+        assert cfg["world_size"] == 2 and cfg["train"]["grad_sync"] == sync
 
 
 def _gloo_threads() -> list[str]:

@@ -66,6 +66,13 @@ def add_parser(sub) -> None:
     p.add_argument("--checkpoint-every", type=nonneg_int, default=0, help="steps (0: at each eval)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    p.add_argument(
+        "--grad-sync",
+        choices=("ddp", "allreduce"),
+        default="ddp",
+        help="under torchrun: ddp (bucketed, overlapped with backward; the default) or allreduce "
+        "(one blocking all_reduce per parameter: the reference path benchmarks compare with)",
+    )
     p.add_argument("--fresh", action="store_true", help="fail instead of resuming a checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_preset_args(p)
@@ -110,6 +117,7 @@ def config_from_args(args):
         checkpoint_every=args.checkpoint_every,
         compile=args.compile,
         device=args.device,
+        grad_sync=args.grad_sync,
         overrides=overrides,
     )
 
