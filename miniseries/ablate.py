@@ -64,8 +64,9 @@ def design(cfg: AblationConfig) -> dict[float, list[int]]:
 def run_ablation(cfg: AblationConfig, what: str = "optimizer", log=print) -> dict:
     """Tune, sweep and compare both arms; write the report and PROJECT/ablation.md."""
     # the pipeline's heavy modules load here, not when the CLI builds its --help
-    from miniseries.compare import compare_inputs, format_comparison
+    from miniseries.compare import format_comparison
     from miniseries.demo import prepare_data
+    from miniseries.lines import compare_inputs
     from miniseries.lr_sweep import default_depths, lr_sweep_specs, run_lr_sweep
     from miniseries.paths import atomic_write_text
     from miniseries.report import write_report

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from miniseries import report_tables as rt
 from miniseries.calibrate import calibrate_gpt3, core_standard_error, fit_series
-from miniseries.compare import compare_inputs, read_line, settings_diff
 from miniseries.config import CONVENTIONS, check_convention
 from miniseries.crossing import CORE_TOL, LOSS_TOL, Curve, check
 from miniseries.errors import UserError
@@ -26,6 +25,7 @@ from miniseries.fits import runs_for_fit
 from miniseries.laws.base import CONVENTION_NAMES, LEVEL, Prediction, group_budgets, n_label
 from miniseries.laws.isoflop import fit_isoflop
 from miniseries.laws.parametric import fit_parametric
+from miniseries.lines import compare_inputs, read_line, settings_diff
 from miniseries.paths import atomic_write_text
 from miniseries.plots import (
     plot_budget_curves,

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from miniseries.errors import UserError
 from miniseries.paths import atomic_write_text, store_path
+from miniseries.store_migrations import fit_v2, prediction_v2
 
 SCHEMA_VERSION = 2  # 2: Interval / Prediction shapes; predictions immutable, one row each
 BUSY_TIMEOUT_MS = 30_000
@@ -512,72 +513,6 @@ def _check_run_fields(fields: dict) -> dict:
     if "config_json" in fields and not isinstance(fields["config_json"], str | None):
         fields["config_json"] = json.dumps(fields["config_json"], sort_keys=True)
     return fields
-
-
-# ---------------------------------------------------------------------------------------------
-# Schema 1 -> 2: the old interval and prediction shapes, rewritten as laws.base.Interval/Prediction
-
-PLAN_KEYS = ("depth", "params", "convention", "tokens", "steps", "flops")
-
-
-def _interval_v2(point, bounds) -> dict | None:
-    """(point, [lo, hi]) of schema 1 -> an Interval dict (90% confidence: all schema 1 had)."""
-    if point is None:
-        return None
-    lo, hi = bounds if bounds else (None, None)
-    return {"point": point, "lo": lo, "hi": hi, "level": 0.9, "kind": "confidence"}
-
-
-def prediction_v2(old: dict) -> dict:
-    """A schema-1 prediction (held-out: ``n_lo``/``loss_hi`` keys; one-knob: ``*_interval`` lists
-    and the plan's fields at top level; preset ratio: no interval) as a Prediction dict."""
-    from miniseries.laws.base import n_label
-
-    if isinstance(old.get("loss"), dict) or "plan" in old:
-        return old  # already schema 2
-
-    def iv(key, short):
-        pair = old.get(f"{short}_interval") or (old.get(f"{short}_lo"), old.get(f"{short}_hi"))
-        return _interval_v2(old.get(key), pair)
-
-    convention = old.get("convention", "total")
-    return {
-        "budget": old["budget"],
-        "n_opt": iv("n_opt", "n"),
-        "d_opt": iv("d_opt", "d"),
-        "loss": iv("loss", "loss"),
-        "method": old.get("method", "isoflop"),
-        "convention": convention,
-        "n_label": n_label(convention),
-        "fit_budgets": old.get("fit_budgets", []),
-        "fit_id": old.get("fit_id"),
-        "ratio": old.get("ratio"),
-        "plan": {k: old[k] for k in PLAN_KEYS if k in old} if "depth" in old else None,
-        "fit_runs": [],  # schema 1 did not record them
-        "fit_settings": None,
-        "outcome": None,  # nor a prediction interval
-        "outcome_parts": None,
-    }
-
-
-def fit_v2(old: dict) -> dict:
-    """A schema-1 fit record with its [lo, hi] lists as Interval dicts."""
-    fit = dict(old)
-    iso = fit.get("isoflop")
-    if iso and not isinstance(iso.get("ratio_interval"), dict):
-        iso = fit["isoflop"] = dict(iso)
-        for name in ("n_law", "d_law", "loss_law"):
-            if iso.get(name):
-                law = iso[name] = dict(iso[name])
-                law["interval"] = _interval_v2(law["exponent"], law.get("interval"))
-        iso["ratio_interval"] = _interval_v2(iso.get("ratio"), iso.get("ratio_interval"))
-        trend = iso.get("ratio_trend")
-        iso["ratio_trend_interval"] = _interval_v2(trend, iso.get("ratio_trend_interval"))
-    par = fit.get("parametric")
-    if par and par.get("intervals") and isinstance(next(iter(par["intervals"].values())), list):
-        par = fit["parametric"] = dict(par)
-        par["intervals"] = {k: _interval_v2(par.get(k), v) for k, v in par["intervals"].items()}
-    return fit
 
 
 def open_store(project: str | os.PathLike, create: bool = True) -> Store:

@@ -12,8 +12,9 @@ import pytest
 from synthetic import CHINCHILLA, synthetic_runs
 
 from miniseries.cli import main
-from miniseries.compare import compare_lines, lr_tuned, settings_diff
+from miniseries.compare import compare_lines
 from miniseries.laws.base import Run
+from miniseries.lines import lr_tuned, settings_diff
 from miniseries.store import open_store
 
 BUDGETS = (1e18, 3e18, 1e19, 3e19, 1e20)

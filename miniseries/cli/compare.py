@@ -56,9 +56,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from miniseries.compare import compare_inputs, format_comparison
+    from miniseries.compare import format_comparison
     from miniseries.config import check_convention
     from miniseries.errors import UserError
+    from miniseries.lines import compare_inputs
 
     check_convention(args.convention)
     if args.bootstrap < 0:
