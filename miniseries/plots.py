@@ -94,6 +94,17 @@ def _mappable(norm, cmap):
     return ScalarMappable(norm=norm, cmap=cmap)
 
 
+def _law_band(ax, fit: ScalingFit, key: str, grid, color, alpha: float) -> None:
+    """The 90% bootstrap band of one power law of an isoFLOP fit (``key``: n, d or l) over the
+    budgets ``grid``; nothing when fewer than 10 resamples survived."""
+    s = fit.samples
+    ok = np.isfinite(s[f"exp_{key}"])
+    if ok.sum() >= 10:
+        boot = s[f"logk_{key}"][ok, None] + s[f"exp_{key}"][ok, None] * np.log10(grid)
+        band = 10 ** np.percentile(boot, [5, 95], axis=0)
+        ax.fill_between(grid, band[0], band[1], color=color, alpha=alpha, lw=0)
+
+
 def plot_optima(fit: ScalingFit, path: str | os.PathLike) -> Path:
     """N* and D* vs C: the usable vertices, the power laws, and their bootstrap 90% bands."""
     if fit.n_law is None:
@@ -104,7 +115,6 @@ def plot_optima(fit: ScalingFit, path: str | os.PathLike) -> Path:
     used = [v for v in fit.vertices if v.usable]
     cs = np.array([v.budget for v in used])
     grid = np.logspace(np.log10(cs.min()) - 0.15, np.log10(cs.max()) + 0.15, 60)
-    lg = np.log10(grid)
     for key, law, values, color in (
         ("n", fit.n_law, [v.n_opt for v in used], "tab:blue"),
         ("d", fit.d_law, [v.d_opt for v in used], "tab:orange"),
@@ -119,12 +129,7 @@ def plot_optima(fit: ScalingFit, path: str | os.PathLike) -> Path:
             label=f"{label} = {law.k:.3g}·C^{law.exponent:.3f} ({iv.label}: "
             f"{iv.lo:.3f} to {iv.hi:.3f})",
         )
-        s = fit.samples
-        ok = np.isfinite(s[f"exp_{key}"])
-        if ok.sum() >= 10:
-            boot = s[f"logk_{key}"][ok, None] + s[f"exp_{key}"][ok, None] * lg
-            band = 10 ** np.percentile(boot, [5, 95], axis=0)
-            ax.fill_between(grid, band[0], band[1], color=color, alpha=0.2, lw=0)
+        _law_band(ax, fit, key, grid, color, alpha=0.2)
     ax.set_xscale("log")
     sparse_log_ticks(ax.xaxis)
     ax.set_yscale("log")
@@ -281,7 +286,6 @@ def plot_compare(comparison, path: str | os.PathLike) -> Path:
     used = [[v for v in f.vertices if v.usable] for f in fits]
     cs = np.array([v.budget for vs in used for v in vs])
     grid = np.logspace(np.log10(cs.min()) - 0.15, np.log10(cs.max()) + 0.15, 80)
-    lg = np.log10(grid)
     panels = (
         ("l", "loss_law", "loss_opt", "optimal loss L*", "L*(C)"),
         ("n", "n_law", "n_opt", f"N* {n_label(comparison.convention)[2:]}", "N*(C)"),
@@ -293,12 +297,7 @@ def plot_compare(comparison, path: str | os.PathLike) -> Path:
             ax.scatter([v.budget for v in vs], [getattr(v, attr) for v in vs], color=color, s=22)
             label = f"{name}: {law.k:.3g}·C^{law.exponent:.3f}"
             ax.plot(grid, law(grid), color=color, lw=1.4, label=label)
-            s = fit.samples
-            ok = np.isfinite(s[f"exp_{key}"])
-            if ok.sum() >= 10:
-                boot = s[f"logk_{key}"][ok, None] + s[f"exp_{key}"][ok, None] * lg
-                band = 10 ** np.percentile(boot, [5, 95], axis=0)
-                ax.fill_between(grid, band[0], band[1], color=color, alpha=0.18, lw=0)
+            _law_band(ax, fit, key, grid, color, alpha=0.18)
         ax.set_xscale("log")
         ax.set_yscale("log")
         sparse_log_ticks(ax.xaxis)

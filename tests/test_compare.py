@@ -283,7 +283,7 @@ def test_report_compares_studies_whose_settings_differ_and_renders(tmp_path):
     """A project with a baseline and an AdamW study (planted: AdamW needs 1.3x the compute)
     gets a comparison section: tables, the multiplier verdict, the figure; and a page that
     headless Chromium renders with every figure decoded."""
-    from test_report import ROOT, _chromium_or_skip
+    from test_report import browser_check
 
     from miniseries.report import write_report
 
@@ -302,14 +302,5 @@ def test_report_compares_studies_whose_settings_differ_and_renders(tmp_path):
     point, lo, hi = map(float, m.groups())
     assert lo <= 1.3 <= hi and point == pytest.approx(1.3, rel=0.03)
     assert (project / "report" / "compare_baseline_adamw.png").exists()
-    _chromium_or_skip()
-    script = ROOT / "scripts" / "screenshot_report.py"
-    res = subprocess.run(
-        [sys.executable, str(script), str(project), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert res.returncode == 0, res.stderr[-2000:]
-    seen = json.loads(res.stdout)
+    seen = browser_check(project)
     assert "comparison" in seen["sections"] and seen["broken"] == []

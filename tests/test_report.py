@@ -315,19 +315,25 @@ def _chromium_or_skip() -> None:
     pytest.skip("chromium not installed (apt-get install chromium; CI installs it)")
 
 
-def test_report_renders_in_a_real_browser(project):
-    """Headless Chromium loads report.html: every figure decodes, every section has a box."""
+def browser_check(project: Path) -> dict:
+    """What headless Chromium saw of PROJECT/report.html (scripts/screenshot_report.py --check):
+    images decoded, broken ones, the sections laid out. Skips where Chromium is missing."""
     _chromium_or_skip()
-    path, _ = project
     script = ROOT / "scripts" / "screenshot_report.py"
     res = subprocess.run(
-        [sys.executable, str(script), str(path), "--check"],
+        [sys.executable, str(script), str(project), "--check"],
         capture_output=True,
         text=True,
         timeout=180,
     )
     assert res.returncode == 0, res.stderr[-2000:]
-    seen = json.loads(res.stdout)
+    return json.loads(res.stdout)
+
+
+def test_report_renders_in_a_real_browser(project):
+    """Headless Chromium loads report.html: every figure decodes, every section has a box."""
+    path, _ = project
+    seen = browser_check(path)
     assert seen["images"] == len(list((path / "report").glob("*.png"))) >= 6
     assert seen["broken"] == []
     assert seen["sections"] == list(SECTIONS)
