@@ -514,8 +514,16 @@ def comparison_section(ctx: Context) -> Section:
     order = [r["study"] for r in sorted(ctx.study.done("isoflop"), key=lambda r: r["created_at"])]
     studies = list(dict.fromkeys(x for x in order if x))
     base = "baseline" if "baseline" in studies else (studies[0] if studies else None)
-    lines = {x: read_line(x, ctx.study.project, ctx.convention) for x in studies}
-    others = [x for x in studies if x != base and settings_diff(lines[base].specs, lines[x].specs)]
+    lines = {}
+    for x in studies:  # a study without runs under the convention has no line to compare
+        try:
+            lines[x] = read_line(x, ctx.study.project, ctx.convention)
+        except UserError:
+            continue
+    specs = {x: line.specs for x, line in lines.items() if line.specs}
+    others = [
+        x for x in specs if x != base and base in specs and settings_diff(specs[base], specs[x])
+    ]
     if not others:
         s.p(
             "One set of settings, nothing to compare: `miniseries sweep --study NAME "
