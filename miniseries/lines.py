@@ -190,3 +190,24 @@ def compare_inputs(
         settings = tuple(settings_diff(la.specs, lb.specs))
     notes = (*untuned_notes(la, lb), *c.notes)
     return replace(c, sources=(la.source, lb.source), settings=settings, notes=notes)
+
+
+def studies_to_compare(rows: list[dict], project, convention: str) -> tuple[str | None, list[str]]:
+    """(baseline, the studies to compare with it) among a project's finished isoFLOP runs: the
+    baseline is the study named "baseline", else the first one trained; compared are the studies
+    whose stored settings differ from its (a study with no line under ``convention``, or runs
+    without stored specs, is left out)."""
+    order = [r["study"] for r in sorted(rows, key=lambda r: r["created_at"])]
+    studies = list(dict.fromkeys(x for x in order if x))
+    base = "baseline" if "baseline" in studies else (studies[0] if studies else None)
+    specs = {}
+    for x in studies:
+        try:
+            line = read_line(x, project, convention)
+        except UserError:
+            continue
+        if line.specs:
+            specs[x] = line.specs
+    if base not in specs:
+        return base, []
+    return base, [x for x in specs if x != base and settings_diff(specs[base], specs[x])]

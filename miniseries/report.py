@@ -25,7 +25,7 @@ from miniseries.fits import runs_for_fit
 from miniseries.laws.base import CONVENTION_NAMES, LEVEL, Prediction, group_budgets, n_label
 from miniseries.laws.isoflop import fit_isoflop
 from miniseries.laws.parametric import fit_parametric
-from miniseries.lines import compare_inputs, read_line, settings_diff
+from miniseries.lines import compare_inputs, studies_to_compare
 from miniseries.paths import atomic_write_text
 from miniseries.plots import (
     plot_budget_curves,
@@ -511,19 +511,7 @@ def comparison_section(ctx: Context) -> Section:
     """Every isoFLOP study whose run settings differ from the baseline's (the study named
     "baseline", else the first one trained), compared with it as two lines."""
     s = Section("comparison", "Comparing studies")
-    order = [r["study"] for r in sorted(ctx.study.done("isoflop"), key=lambda r: r["created_at"])]
-    studies = list(dict.fromkeys(x for x in order if x))
-    base = "baseline" if "baseline" in studies else (studies[0] if studies else None)
-    lines = {}
-    for x in studies:  # a study without runs under the convention has no line to compare
-        try:
-            lines[x] = read_line(x, ctx.study.project, ctx.convention)
-        except UserError:
-            continue
-    specs = {x: line.specs for x, line in lines.items() if line.specs}
-    others = [
-        x for x in specs if x != base and base in specs and settings_diff(specs[base], specs[x])
-    ]
+    base, others = studies_to_compare(ctx.study.done("isoflop"), ctx.study.project, ctx.convention)
     if not others:
         s.p(
             "One set of settings, nothing to compare: `miniseries sweep --study NAME "
