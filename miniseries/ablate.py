@@ -21,9 +21,6 @@ from pathlib import Path
 
 from miniseries.config import get_preset
 from miniseries.errors import UserError
-from miniseries.fits import depth_window, planned_n_opt
-from miniseries.laws.base import n_label
-from miniseries.render import fmt_interval
 
 # what an ablation varies -> its arms, baseline first: (study name, run settings)
 ARMS = {"optimizer": (("muon", {"optimizer": "muon"}), ("adamw", {"optimizer": "adamw"}))}
@@ -53,6 +50,8 @@ class AblationConfig:
 def design(cfg: AblationConfig) -> dict[float, list[int]]:
     """The isoFLOP design both arms train: each budget's window, by the rule, around the N* the
     preset's ratio gives (no arm's fit places it)."""
+    from miniseries.fits import depth_window, planned_n_opt
+
     preset = get_preset(cfg.preset).with_overrides(**cfg.overrides)
     out = {}
     for c in sorted(cfg.budgets):
@@ -63,7 +62,8 @@ def design(cfg: AblationConfig) -> dict[float, list[int]]:
 
 def run_ablation(cfg: AblationConfig, what: str = "optimizer", log=print) -> dict:
     """Tune, sweep and compare both arms; write the report and PROJECT/ablation.md."""
-    # the pipeline's heavy modules load here, not when the CLI builds its --help
+    # numpy and the pipeline load here and in the functions below, not when the CLI builds its
+    # --help (which reads this module's ARMS and AblationConfig)
     from miniseries.compare import format_comparison
     from miniseries.demo import prepare_data
     from miniseries.lines import compare_inputs
@@ -120,6 +120,9 @@ def run_ablation(cfg: AblationConfig, what: str = "optimizer", log=print) -> dic
 def ablation_markdown(what, c, tuned: dict, windows: dict, wall_s: float) -> str:
     """The answer at this scale (``c``: a compare.Comparison), in words decided by the
     intervals (a rule, not a reading)."""
+    from miniseries.laws.base import n_label
+    from miniseries.render import fmt_interval
+
     a, b = c.names
     fa, fb = c.fits if len(c.fits) == 2 else (None, None)
     lines = [
@@ -166,6 +169,8 @@ def ablation_markdown(what, c, tuned: dict, windows: dict, wall_s: float) -> str
 
 
 def _reading(c, fa, fb) -> list[str]:
+    from miniseries.render import fmt_interval
+
     a, b = c.names
     r = c.ratio_b_over_a
     out = []

@@ -5,8 +5,6 @@ in three shapes; schema 2 stores laws.base ``Interval`` and ``Prediction`` dicts
 values). The store (miniseries/store.py) runs these when it opens a schema-1 file. No torch.
 """
 
-from miniseries.laws.base import n_label
-
 PLAN_KEYS = ("depth", "params", "convention", "tokens", "steps", "flops")
 
 
@@ -21,6 +19,8 @@ def _interval_v2(point, bounds) -> dict | None:
 def prediction_v2(old: dict) -> dict:
     """A schema-1 prediction (held-out: ``n_lo``/``loss_hi`` keys; one-knob: ``*_interval`` lists
     and the plan's fields at top level; preset ratio: no interval) as a Prediction dict."""
+    from miniseries.laws.base import n_label  # numpy: not at every CLI start, which opens stores
+
     if isinstance(old.get("loss"), dict) or "plan" in old:
         return old  # already schema 2
 

@@ -108,3 +108,19 @@ def test_the_cycle_check_sees_a_cycle(tmp_path):
     modules = {"miniseries.a", "miniseries.b", "miniseries.c"}
     assert _top_level_imports(pkg / "a.py", modules) == {"miniseries.b"}
     assert _top_level_imports(pkg / "b.py", modules) == {"miniseries.a"}
+
+
+def test_the_cli_starts_without_numpy():
+    """Building every subcommand's parser (`miniseries --help`, and every command's start) loads
+    no numpy, torch or matplotlib: those load inside the command that needs them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom miniseries.cli import main\ntry:\n    main(['--help'])\n"
+        "except SystemExit:\n    pass\n"
+        "loaded = [m for m in ('numpy', 'torch', 'matplotlib') if m in sys.modules]\n"
+        "print(','.join(loaded), file=sys.stderr)\nsys.exit(1 if loaded else 0)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, f"loaded at start: {res.stderr.strip()}"

@@ -7,7 +7,6 @@ import json
 import math
 
 from miniseries.cli.common import float_list, nonneg_int
-from miniseries.fits import FIT_KIND, fit_record, runs_from_store
 from miniseries.render import fmt_bounds, fmt_count
 
 HELP = """\
@@ -66,6 +65,7 @@ def run(args) -> int:
     from miniseries.config import check_convention
     from miniseries.crossing import BIN_WIDTH, check
     from miniseries.errors import UserError
+    from miniseries.fits import FIT_KIND, fit_record, runs_from_store
     from miniseries.laws import fit_laws
     from miniseries.laws.base import drop_worst, runs_from_csv
 

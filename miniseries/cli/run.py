@@ -5,7 +5,6 @@ import argparse
 
 from miniseries.cli.common import positive_float
 from miniseries.cli.sweep import add_exec_args, add_run_args
-from miniseries.fits import latest_fit, plan_one_knob
 
 HELP = """\
 Give a FLOPs budget; get the compute-optimal model for it. With an isoFLOP fit in the project's
@@ -36,6 +35,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from miniseries.cli.common import preset_from_args
     from miniseries.cli.sweep import execute_from_args, print_results, spec_kwargs
+    from miniseries.fits import latest_fit, plan_one_knob
     from miniseries.noise import seed_noise
     from miniseries.render import fmt_count, fmt_interval
     from miniseries.runspec import RunSpec

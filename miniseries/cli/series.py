@@ -4,7 +4,6 @@ import argparse
 
 from miniseries.cli.common import int_range, positive_float
 from miniseries.cli.sweep import add_exec_args, add_run_args
-from miniseries.fits import default_ratio
 
 HELP = """\
 Train each depth for ratio x params tokens (params counted by --convention). Its validation
@@ -34,6 +33,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from miniseries.cli.sweep import execute_from_args, print_results, show_plan, spec_kwargs
     from miniseries.config import get_preset
+    from miniseries.fits import default_ratio
     from miniseries.laws.base import n_label
     from miniseries.runspec import series_specs
 
