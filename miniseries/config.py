@@ -115,9 +115,11 @@ GPU = Preset(
     val_tokens=10 * 524_288,
 )
 
-# Tiny and step-rich: small vocab so embeddings don't dominate, narrow layers (width 32 per layer)
-# so the family reaches below width 64, small batches so every demo run gets hundreds of steps.
-# How these numbers were chosen: docs/cpu-preset.md.
+# Tiny and step-rich: small vocab so embeddings don't dominate, narrow layers (8 per depth + 8) so
+# the family reaches below width 64, small batches so every demo run gets hundreds of steps. Head
+# dim 128 as in the gpu preset: every cpu model is narrower than one head, so it has a single head
+# as wide as the model (head dim 8 capped QK-normed attention logits at sqrt(8) and cost the CPU
+# one attention kernel per head). How these numbers were chosen: docs/cpu-preset.md.
 CPU = Preset(
     name="cpu",
     vocab_size=512,
@@ -126,7 +128,7 @@ CPU = Preset(
     device_batch_size=8,
     aspect_ratio=8,
     width_offset=1,
-    head_dim=8,
+    head_dim=128,
     depths=tuple(range(1, 9)),
     ratio=8.0,
     convention="total",

@@ -27,8 +27,10 @@ from miniseries.errors import UserError
 class DemoConfig:
     project: str = "demo"
     preset: str = "cpu"
-    fit_budgets: tuple[float, ...] = (2e11, 3e11, 4.5e11)
-    heldout_budget: float = 7e11
+    # five budgets a quarter decade apart, one decade in all; the smallest is the lowest at which
+    # the preset's ratio puts two sampled depths on each side of the optimum (docs/cpu-preset.md)
+    fit_budgets: tuple[float, ...] = (2e11, 3.6e11, 6.3e11, 1.1e12)
+    heldout_budget: float = 2e12
     # depths per isoFLOP profile, placed by a rule (fits.depth_window): centred on the N*
     # predicted by the fit of the smaller budgets, or by the preset's ratio before there is one
     window: int = 5
@@ -37,7 +39,8 @@ class DemoConfig:
     workers: int = 2
     core_cap: int | None = 50  # CORE-20 examples per task (None: no CORE)
     sweep_evals: int = 3
-    series_evals: int = 6
+    series_evals: int = 16  # points per series curve: enough to see them run parallel
+    compile: bool = True  # torch.compile every run (kernels cached per machine; ~2x at d3-d6)
     n_bootstrap: int = 1000
     min_steps: int | None = None  # skip shorter runs (None: the preset's)
     data: str | None = None  # token shards; None: build the offline corpus and tokenize it
@@ -103,7 +106,7 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
     Path(cfg.project).mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     data, tokenizer, setup = prepare_data(cfg, log)
-    common = dict(data=data, tokenizer=tokenizer, overrides=cfg.overrides)
+    common = dict(data=data, tokenizer=tokenizer, overrides=cfg.overrides, compile=cfg.compile)
     iso = dict(common, log=log, min_steps=cfg.min_steps, evals=cfg.sweep_evals)
     run_kw = dict(workers=cfg.workers, progress=cfg.progress, log=log)
     stage = {}

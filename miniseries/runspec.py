@@ -62,6 +62,9 @@ class RunSpec:
         if self.lr_width_exponent == -0.5:  # the default keeps the ids runs had before the field
             d.pop("lr_width_exponent")
         d["overrides"] = {k: v for k, v in self.overrides.items() if k not in NOT_IDENTITY}
+        # the model actually trained: a preset whose family changes (the cpu preset's heads did)
+        # gives new ids, so a project never mixes runs of the old family into the new one's fits
+        d["model"] = _preset(self.preset, self.overrides).model_config(self.depth).to_dict()
         return d
 
     @property
