@@ -48,9 +48,9 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
-        q = self.c_q(x).view(B, T, self.n_heads, self.head_dim)
-        k = self.c_k(x).view(B, T, self.n_heads, self.head_dim)
-        v = self.c_v(x).view(B, T, self.n_heads, self.head_dim)
+        # one matmul for q, k and v (three parameters, as Muon and the accounting see them)
+        w = torch.cat((self.c_q.weight, self.c_k.weight, self.c_v.weight))
+        q, k, v = F.linear(x, w).view(B, T, 3, self.n_heads, self.head_dim).unbind(2)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         q, k = rms_norm(q), rms_norm(k)  # QK-norm keeps attention logits bounded
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))

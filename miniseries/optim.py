@@ -223,10 +223,13 @@ def zeropower_via_newtonschulz5(
     if tall:  # iterate on the short side: X X^T is the smaller Gram matrix
         X = X.mT
     X = X / (X.norm(dim=(-2, -1), keepdim=True) + 1e-7)
-    for _ in range(steps):
+    shape = X.shape
+    X = X.reshape(-1, *shape[-2:])  # one batch dimension, for baddbmm
+    for _ in range(steps):  # B = b A + c A^2 and X = a X + B X, each one fused matmul-add
         A = X @ X.mT
-        B = b * A + c * A @ A
-        X = a * X + B @ X
+        B = torch.baddbmm(A, A, A, beta=b, alpha=c)
+        X = torch.baddbmm(X, B, X, beta=a)
+    X = X.reshape(shape)
     return X.mT if tall else X
 
 

@@ -153,6 +153,15 @@ def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
 
 
+def compile_model(module: torch.nn.Module, device: str) -> torch.nn.Module:
+    """torch.compile as the trainer does it. Kernels persist under the miniseries cache dir, so
+    each shape compiles once per machine (~15-20 s; ~2 s from the cache after). On the CPU the
+    compiled graph is called through C++ rather than Python (cpp_wrapper: ~3% at the cpu preset,
+    where steps take milliseconds)."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "compile"))
+    return torch.compile(module, options={"cpp_wrapper": True} if device == "cpu" else None)
+
+
 def grad_accum_steps(preset: Preset, world: int) -> tuple[int, int]:
     """(rows per forward pass, micro-steps): rows x seq_len x world x micro = batch_tokens."""
     rows_total, rem = divmod(preset.batch_tokens, preset.seq_len)
@@ -209,9 +218,7 @@ class Trainer:
                 self.model, device_ids=ids, gradient_as_bucket_view=True
             )
         module = self.ddp or self.model
-        if cfg.compile:  # compiled kernels persist per machine: each shape compiles once
-            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "compile"))
-        self.forward = torch.compile(module) if cfg.compile else module
+        self.forward = compile_model(module, self.device) if cfg.compile else module
         ocfg = OptimConfig.from_preset(
             preset,
             optimizer=cfg.optimizer,
