@@ -1,4 +1,4 @@
-"""`miniseries export`: write a table of a project's results store as CSV."""
+"""`miniseries export`: write a table of a project's results store as CSV or Parquet."""
 
 import argparse
 
@@ -8,13 +8,22 @@ from miniseries.store import TABLES
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "export",
-        help="write a table of the results store as CSV",
+        help="write a table of the results store as CSV or Parquet",
         description="Write one table of PROJECT/miniseries.db (runs, curves, core_tasks, fits "
-        "or predictions) as CSV with a header row; empty cells are NULLs. The file is written "
-        "atomically.",
+        "or predictions) as CSV (--csv: a header row; empty cells are NULLs) or as Parquet "
+        "(--parquet: typed columns for pandas/polars; INTEGER columns as int64, REAL as "
+        "float64, TEXT as string, NULL as null; JSON columns such as config_json stay JSON "
+        "text). Give exactly one of --csv and --parquet. The file is written to a temp file "
+        "beside it and renamed into place: on any error an existing file is left as it was.",
     )
     p.add_argument("--project", default=".", help="project directory (default: .)")
-    p.add_argument("--csv", required=True, metavar="PATH", help="CSV file to write")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("--csv", metavar="PATH", help="CSV file to write")
+    out.add_argument(
+        "--parquet",
+        metavar="PATH",
+        help="Parquet file to write (typed columns; JSON columns stay strings)",
+    )
     p.add_argument("--table", choices=TABLES, default="runs", help="which table (default: runs)")
     p.set_defaults(run=run)
 
@@ -23,12 +32,17 @@ def run(args: argparse.Namespace) -> int:
     from miniseries.errors import UserError
     from miniseries.store import open_store
 
+    parquet = getattr(args, "parquet", None)
+    path = parquet if parquet is not None else args.csv
+    if (parquet is None) == (args.csv is None):  # the parser checks this; guard direct callers
+        raise UserError("give exactly one of --csv PATH and --parquet PATH")
     with open_store(args.project, create=False) as store:
+        write = store.export_parquet if parquet is not None else store.export_csv
         try:
-            n = store.export_csv(args.csv, table=args.table)
+            n = write(path, table=args.table)
         except OSError as e:
             raise UserError(
-                f"cannot write {args.csv} ({e.strerror}); give a file path in a writable folder"
+                f"cannot write {path} ({e.strerror or e}); give a file path in a writable folder"
             ) from None
-    print(f"wrote {n} {args.table} row{'s' if n != 1 else ''} to {args.csv}")
+    print(f"wrote {n} {args.table} row{'s' if n != 1 else ''} to {path}")
     return 0

@@ -11,13 +11,19 @@ def add_parser(subparsers) -> None:
         "runs",
         help="list the runs in a project's results store",
         description="List the runs recorded in PROJECT/miniseries.db, ordered by budget and "
-        "depth. Filter by kind, study or status; --json prints every column for scripts.",
+        "depth. Filter by kind, study or status; --json prints a JSON array with one flat "
+        "object per run (every column; config_json parsed into a nested config; [] when "
+        "nothing matches), which pandas.read_json or polars.read_json load as a table.",
     )
     p.add_argument("--project", default=".", help="project directory (default: .)")
     p.add_argument("--kind", choices=KINDS, help="only runs of this kind")
     p.add_argument("--study", help="only runs of this study (e.g. a sweep's name)")
     p.add_argument("--status", choices=STATUSES, help="only runs with this status")
-    p.add_argument("--json", action="store_true", help="print the rows as JSON, every column")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the rows as a JSON array of records, every column (config nested)",
+    )
     p.set_defaults(run=run)
 
 
