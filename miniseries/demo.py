@@ -171,6 +171,35 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
     return result
 
 
+def dry_run_stages(cfg: DemoConfig) -> list[tuple[str, list]]:
+    """The demo's runs stage by stage (each stage waits for the one before), needing no data.
+    Every window is placed by the preset's ratio and the series uses it too: the real demo places
+    the windows after the second budget by the fit of the smaller budgets and trains the series at
+    the fitted ratio, so those runs are estimates."""
+    from miniseries.config import get_preset
+    from miniseries.cost import NO_DATA
+    from miniseries.fits import depth_window, planned_n_opt
+    from miniseries.runspec import isoflop_specs, series_specs
+
+    preset = get_preset(cfg.preset).with_overrides(**cfg.overrides)
+    common = dict(data=NO_DATA, tokenizer=NO_DATA, overrides=cfg.overrides, compile=cfg.compile)
+    iso = dict(common, log=lambda _: None, min_steps=cfg.min_steps, evals=cfg.sweep_evals)
+
+    def window(c):
+        n_opt, _ = planned_n_opt([], c, preset, cfg.convention)
+        return isoflop_specs([c], depth_window(n_opt, preset, cfg.convention, cfg.window),
+                             cfg.preset, **iso)  # fmt: skip
+
+    budgets = sorted(cfg.fit_budgets)
+    stages = [("sweep", window(budgets[0]) + (window(budgets[1]) if len(budgets) > 1 else []))]
+    stages += [("sweep", window(c)) for c in budgets[2:]]
+    stages.append(("held out", window(cfg.heldout_budget)))
+    series = series_specs(cfg.series_depths, preset.ratio, cfg.preset, evals=cfg.series_evals,
+                          convention=cfg.convention, **common)  # fmt: skip
+    stages.append(("series", series))
+    return stages
+
+
 def sweep_fit_budgets(cfg: DemoConfig, iso: dict, run_kw: dict, log=print) -> None:
     """Sweep the fitted budgets, smallest first, each over the rule's window of depths. A budget
     with fewer than two smaller budgets has no fit to place it and uses the preset's ratio, so

@@ -42,6 +42,7 @@ class RunSpec:
     kind: str = "single"  # isoflop | series | one_knob | lr_sweep | single
     study: str | None = None
     budget: float | None = None  # the FLOPs budget it was planned for, if any
+    wandb: str | None = None  # W&B project the run logs to (how it runs, not what it is)
 
     def __post_init__(self):
         unknown = set(self.overrides) - set(PRESET_FIELDS)
@@ -55,9 +56,10 @@ class RunSpec:
         )
 
     def identity(self) -> dict:
-        """Everything that determines the result, and nothing else (not kind, study, workers)."""
+        """Everything that determines the result, and nothing else (not kind, study, W&B,
+        workers)."""
         d = asdict(self)
-        for k in ("convention", "kind", "study", "budget"):
+        for k in ("convention", "kind", "study", "budget", "wandb"):
             d.pop(k)
         if self.lr_width_exponent == -0.5:  # the default keeps the ids runs had before the field
             d.pop("lr_width_exponent")
@@ -84,6 +86,7 @@ class RunSpec:
             optimizer=self.optimizer, lr_mult=self.lr_mult, matrix_lr_mult=self.matrix_lr_mult,
             adam_lr_mult=self.adam_lr_mult, lr_width_exponent=self.lr_width_exponent,
             evals=self.evals, compile=self.compile, overrides=self._overrides(threads),
+            wandb=self.wandb, kind=self.kind, study=self.study,
         )  # fmt: skip
 
     def train_config(self, out: str | os.PathLike, threads: int | None = None):

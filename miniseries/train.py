@@ -63,6 +63,11 @@ class TrainConfig:
     device: str = "auto"
     grad_sync: str = "ddp"  # ddp (bucketed, overlapped) | allreduce (reference: per parameter)
     overrides: dict = field(default_factory=dict)  # Preset fields (vocab_size, seq_len, ...)
+    # Labels, not the result: a W&B project to log to (None: off; see miniseries/wandb_log.py),
+    # and the run's kind and study (its W&B job type and group).
+    wandb: str | None = None
+    kind: str = "single"
+    study: str | None = None
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -245,6 +250,7 @@ class Trainer:
         self.eval_every = cfg.eval_every or max(1, math.ceil(total / max(1, cfg.evals)))
         self.step = 0
         self.train_s = 0.0
+        self.wandb = None  # the W&B run every log record also goes to (train() sets it)
         self.tokens_per_step = preset.batch_tokens
         self.autocast = (
             torch.autocast("cuda", dtype=getattr(torch, preset.dtype))
@@ -389,16 +395,23 @@ class Trainer:
     def _log(self, record: dict) -> None:
         if self.rank == 0:
             run_folder.append_log(self.out, record)
+            if self.wandb is not None:  # the same record: W&B's history is log.jsonl
+                from miniseries.wandb_log import log_record
 
-    def _write_config(self) -> None:
-        cfg = {
+                log_record(self.wandb, record)
+
+    def config(self) -> dict:
+        """What was trained: config.json, and a W&B run's config."""
+        return {
             "train": asdict(self.cfg),
             "preset": self.preset.to_dict(),
             "model": self.model_cfg.to_dict(),
             "plan": self.plan.to_dict(),
             "world_size": self.world,
         }
-        run_folder.write_config(self.out, cfg)
+
+    def _write_config(self) -> None:
+        run_folder.write_config(self.out, self.config())
 
     def _summary(self, val_bpb: float, wall_s: float, peak, peak_source: str) -> dict:
         tokens = self.step * self.tokens_per_step
@@ -428,6 +441,15 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
-    """Train (or resume) one run and return its summary (one rank of it under torchrun)."""
+    """Train (or resume) one run and return its summary (one rank of it under torchrun). With
+    ``cfg.wandb``, rank 0 also logs to a W&B run, finished when training ends or fails."""
     with process_group(pick_device(cfg.device)):
-        return Trainer(cfg, progress).run()
+        trainer = Trainer(cfg, progress)
+        if not cfg.wandb or trainer.rank != 0:
+            return trainer.run()
+        from miniseries.wandb_log import training_run  # imports wandb: only when asked for
+
+        with training_run(cfg, trainer.config(), announce=progress) as trainer.wandb:
+            summary = trainer.run()
+            trainer.wandb.summary.update(summary)
+        return summary

@@ -19,6 +19,7 @@ def _isolated_cache(tmp_path, monkeypatch):
     cache = tmp_path / "_cache"
     monkeypatch.setenv("MINISERIES_CACHE", str(cache))
     monkeypatch.setenv("MINISERIES_NO_PEAK", "1")  # don't spend a second measuring CPU peaks
+    monkeypatch.delenv("MINISERIES_WANDB", raising=False)  # a developer's W&B default stays out
 
 
 def stdlib_documents(limit_bytes: int = 3_000_000) -> list[str]:

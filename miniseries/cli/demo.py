@@ -9,6 +9,7 @@ from miniseries.cli.common import (
     positive_float,
     positive_int,
 )
+from miniseries.cli.dry_run import add_cost_args
 
 HELP = """\
 Build the offline data (once, cached), run an isoFLOP sweep, predict the held-out largest budget
@@ -57,6 +58,12 @@ def add_parser(sub) -> None:
         "--bootstrap", type=nonneg_int, default=d.n_bootstrap, help="bootstrap resamples"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print every run and the wall time it will take on this machine; train nothing",
+    )
+    add_cost_args(p)
     p.set_defaults(run=run)
 
 
@@ -86,5 +93,10 @@ def run(args) -> int:
         n_bootstrap=args.bootstrap,
         progress=not args.quiet,
     )
+    if args.dry_run:
+        from miniseries.cli.dry_run import demo_dry_run
+
+        demo_dry_run(cfg, args)
+        return 0
     run_demo(cfg)
     return 0

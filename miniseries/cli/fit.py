@@ -58,6 +58,12 @@ def add_parser(sub) -> None:
         help="crossing check: runs without a budget within this factor of FLOPs form one isoFLOP "
         "bin (default 1.25)",
     )
+    p.add_argument(
+        "--wandb",
+        metavar="PROJECT",
+        help="with --project: also log the fit (and PROJECT/report/*.png) to this W&B project "
+        "(default: $MINISERIES_WANDB; needs pip install 'miniseries[wandb]')",
+    )
     p.set_defaults(run=run)
 
 
@@ -74,6 +80,15 @@ def run(args) -> int:
         raise UserError(f"--bootstrap must be >= 0 (0 skips intervals), got {args.bootstrap}")
     if bool(args.runs) == bool(args.project):
         raise UserError("give either a CSV of runs or --project DIR (not both)")
+    if args.wandb and not args.project:
+        raise UserError("--wandb logs a project's fit: use --project DIR instead of a CSV")
+    wandb_project = None
+    if args.project:
+        from miniseries import wandb_log
+
+        wandb_project = wandb_log.project_from(args.wandb)
+        if wandb_project:
+            wandb_log.require()  # before fitting: a missing package is one line
     width = BIN_WIDTH if args.budget_bin_width is None else args.budget_bin_width
     if not (math.isfinite(width) and width >= 1):
         raise UserError(f"--budget-bin-width must be a factor >= 1, got {args.budget_bin_width}")
@@ -93,6 +108,8 @@ def run(args) -> int:
     verdict = check(runs=runs, bin_width=width)
     predictions = [p for c in args.predict or [] for p in laws.predict(c)]
     plots = _plots(laws, args.plots) if args.plots else []
+    if wandb_project:
+        wandb_log.log_fit(wandb_project, args.project, record, fit_id=fit_id, figures=plots)
     if args.json:
         out = laws.to_dict() | {
             "dropped": args.drop_worst,

@@ -4,6 +4,7 @@ preset's ratio), the prediction printed and stored before training, the outcome 
 import argparse
 
 from miniseries.cli.common import positive_float
+from miniseries.cli.dry_run import add_cost_args
 from miniseries.cli.sweep import add_exec_args, add_run_args
 
 HELP = """\
@@ -29,6 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument("--flops", type=positive_float, required=True, metavar="C", help="budget")
     add_run_args(p)
     add_exec_args(p)
+    add_cost_args(p)
     p.set_defaults(run=run)
 
 
@@ -64,6 +66,12 @@ def run(args) -> int:
     kw = spec_kwargs(args) | {"convention": plan.convention}
     spec = RunSpec(plan.depth, plan.steps, kind="one_knob", budget=args.flops, **kw)
     if args.dry_run:
+        from miniseries.cli.dry_run import costs, print_totals
+        from miniseries.cli.sweep import show_plan
+
+        got = costs([spec], args, 1, args.nproc)
+        show_plan([spec], f"one run -> {args.project}", got)
+        print_totals(got)
         return 0
     with open_store(args.project) as store:
         register_run(store, spec, args.project)  # the row, before the prediction that names it

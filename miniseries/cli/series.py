@@ -3,6 +3,7 @@
 import argparse
 
 from miniseries.cli.common import int_range, positive_float
+from miniseries.cli.dry_run import add_cost_args
 from miniseries.cli.sweep import add_exec_args, add_run_args
 
 HELP = """\
@@ -27,10 +28,12 @@ def add_parser(sub) -> None:
     p.add_argument("--ratio", type=positive_float, help="tokens:params (default: see above)")
     add_run_args(p)
     add_exec_args(p)
+    add_cost_args(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    from miniseries.cli.dry_run import costs, print_totals
     from miniseries.cli.sweep import execute_from_args, print_results, show_plan, spec_kwargs
     from miniseries.config import get_preset
     from miniseries.fits import default_ratio
@@ -44,6 +47,10 @@ def run(args) -> int:
     kw = spec_kwargs(args) | {"convention": conv}
     depths = args.depths or list(get_preset(args.preset).depths)
     specs = series_specs(depths, ratio, **kw)
-    show_plan(specs, f"miniseries at ratio {ratio:.3g}: {len(specs)} runs -> {args.project}")
+    got = costs(specs, args, args.workers, args.nproc) if args.dry_run else None
+    show_plan(specs, f"miniseries at ratio {ratio:.3g}: {len(specs)} runs -> {args.project}", got)
+    if args.dry_run:
+        print_totals(got)
+        return 0
     rows = execute_from_args(args, specs)
     return 0 if rows is None else print_results(rows)

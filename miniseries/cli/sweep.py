@@ -14,6 +14,7 @@ from miniseries.cli.common import (
     positive_float,
     positive_int,
 )
+from miniseries.cli.dry_run import add_cost_args
 
 HELP = """\
 Train each depth for exactly the tokens each FLOPs budget buys (whole optimizer steps), one run
@@ -42,6 +43,7 @@ def add_parser(sub) -> None:
     )
     add_run_args(p)
     add_exec_args(p)
+    add_cost_args(p)
     p.set_defaults(run=run)
 
 
@@ -87,15 +89,21 @@ def add_exec_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--dry-run", action="store_true", help="print the runs, train nothing")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument(
+        "--wandb",
+        metavar="PROJECT",
+        help="also log each run (and the sweep's CORE and fit) to this W&B project "
+        "(default: $MINISERIES_WANDB; needs pip install 'miniseries[wandb]')",
+    )
 
 
 def spec_kwargs(args) -> dict:
     """Keyword arguments of isoflop_specs / series_specs from the parsed flags."""
     from miniseries.cli.common import preset_from_args, preset_overrides
-    from miniseries.data.defaults import resolve_data
+    from miniseries.cli.dry_run import plan_data
 
     preset = preset_from_args(args)
-    data, tokenizer = resolve_data(args.data, args.tokenizer, preset.vocab_size)
+    data, tokenizer, _ = plan_data(args, preset.vocab_size)  # a dry run needs no data
     if args.evals < 1:
         raise_user(f"--evals must be at least 1, got {args.evals}")
     return {
@@ -121,19 +129,26 @@ def raise_user(message: str):
     raise UserError(message)
 
 
-def show_plan(specs, title: str) -> None:
+def show_plan(specs, title: str, costs=None) -> None:
+    """The runs as a table; with a dry run's costs, each run's time (GPU-hours, dollars)."""
     from rich.table import Table
 
     from miniseries.cli.common import console
-    from miniseries.render import fmt_count
+    from miniseries.cli.dry_run import NO_DATA
+    from miniseries.render import fmt_count, fmt_hours, fmt_usd
 
     t = Table(title=title)
-    for col in ("run", "depth", "budget", "params", "tokens", "steps", "FLOPs", "ratio"):
+    cols = ["run", "depth", "budget", "params", "tokens", "steps", "FLOPs", "ratio"]
+    runs = costs[0] if costs else []
+    gpu = bool(runs) and runs[0].gpu_hours is not None
+    usd = gpu and runs[0].usd is not None
+    cols += ["time"] * bool(runs) + ["GPU-h"] * gpu + ["$"] * usd
+    for col in cols:
         t.add_column(col, justify="right")
-    for s in specs:
+    for i, s in enumerate(specs):
         plan = s.plan()
-        t.add_row(
-            s.run_id,
+        cells = [
+            "-" if s.data.endswith(NO_DATA) else s.run_id,  # the id needs the data's path
             str(s.depth),
             f"{s.budget:.3g}" if s.budget else "-",
             fmt_count(plan.params()),
@@ -141,19 +156,36 @@ def show_plan(specs, title: str) -> None:
             str(plan.steps),
             f"{plan.flops:.3g}",
             f"{plan.ratio:.3g}",
-        )
+        ]
+        if runs:
+            r = runs[i]
+            cells.append(fmt_hours(r.seconds / 3600))
+            if gpu:
+                cells.append(f"{r.gpu_hours:.3g}")
+            if usd:
+                cells.append(fmt_usd(r.usd))
+        t.add_row(*cells)
     console().print(t)
 
 
 def execute_from_args(args, specs) -> list[dict] | None:
-    """Run the specs as the flags say; None on --dry-run."""
+    """Run the specs as the flags say; None on --dry-run. With W&B on (--wandb or
+    $MINISERIES_WANDB) each run logs to it, then the CORE and fit of the sweep do."""
+    from dataclasses import replace
+
+    from miniseries import wandb_log
     from miniseries.sweep import execute
 
     if not specs:
         raise_user("nothing to run: every depth was skipped (lower --min-steps or raise --flops)")
     if args.dry_run:
         return None
-    return execute(
+    project = wandb_log.project_from(getattr(args, "wandb", None))
+    if project:
+        wandb_log.require()  # before any run starts; imported once here, forked workers have it
+        specs = [replace(s, wandb=project) for s in specs]
+        core_before = wandb_log.runs_with_core(args.project)
+    rows = execute(
         specs,
         args.project,
         workers=args.workers,
@@ -164,6 +196,9 @@ def execute_from_args(args, specs) -> list[dict] | None:
         nproc=args.nproc,
         launcher=getattr(args, "launcher", "auto"),
     )
+    if project:
+        wandb_log.after_sweep(project, args.project, rows, core_before)
+    return rows
 
 
 def print_results(rows) -> int:
@@ -181,12 +216,17 @@ def print_results(rows) -> int:
 
 
 def run(args) -> int:
+    from miniseries.cli.dry_run import costs, print_totals
     from miniseries.config import get_preset
     from miniseries.runspec import isoflop_specs
 
     kw = spec_kwargs(args)
     depths = args.depths or list(get_preset(args.preset).depths)
     specs = isoflop_specs(args.flops, depths, min_steps=args.min_steps, **kw)
-    show_plan(specs, f"isoFLOP sweep: {len(specs)} runs -> {args.project}")
+    got = costs(specs, args, args.workers, args.nproc) if args.dry_run and specs else None
+    show_plan(specs, f"isoFLOP sweep: {len(specs)} runs -> {args.project}", got)
+    if args.dry_run and specs:
+        print_totals(got)
+        return 0
     rows = execute_from_args(args, specs)
     return 0 if rows is None else print_results(rows)

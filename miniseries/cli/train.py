@@ -22,7 +22,8 @@ Examples:
 The run folder gets config.json, log.jsonl (one line per step), checkpoint.pt and summary.json.
 Rerunning the same command resumes from the checkpoint (use --fresh to refuse an old one)."""
 
-RUN_OPTIONS = ("config", "fresh", "quiet")  # flags that go with --config (not part of the run)
+# flags that go with --config (not part of the run)
+RUN_OPTIONS = ("config", "fresh", "quiet", "wandb")
 
 
 def add_parser(sub) -> None:
@@ -75,6 +76,12 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--fresh", action="store_true", help="fail instead of resuming a checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--wandb",
+        metavar="PROJECT",
+        help="also log the run to this W&B project (default: $MINISERIES_WANDB; needs "
+        "pip install 'miniseries[wandb]')",
+    )
     add_preset_args(p)
     p.set_defaults(run=run)
 
@@ -86,12 +93,15 @@ def config_from_args(args):
     from miniseries.errors import UserError
     from miniseries.run_folder import read_train_config
     from miniseries.train import TrainConfig
+    from miniseries.wandb_log import project_from
 
     if args.config is not None:
         given = _flags_given(args)
         if given:
             raise UserError(f"--config PATH holds the whole run; drop {', '.join(given)}")
-        return TrainConfig.from_dict(read_train_config(args.config))
+        cfg = TrainConfig.from_dict(read_train_config(args.config))
+        cfg.wandb = args.wandb or cfg.wandb or project_from(None)  # the flag, the file, the env
+        return cfg
     if args.depth is None or args.out is None:
         raise UserError("the following arguments are required: --depth, --out (or --config)")
     preset = preset_from_args(args)
@@ -119,6 +129,7 @@ def config_from_args(args):
         device=args.device,
         grad_sync=args.grad_sync,
         overrides=overrides,
+        wandb=project_from(args.wandb),
     )
 
 
@@ -134,6 +145,10 @@ def run(args) -> int:
     cfg = config_from_args(args)
     check_device(cfg.device)  # from a --config file
     cfg.plan()  # horizon errors before anything is built
+    if cfg.wandb:
+        from miniseries.wandb_log import require
+
+        require()  # a missing package is one line before training, not a failed run
     try:
         Path(cfg.out).mkdir(parents=True, exist_ok=True)
     except OSError as e:
