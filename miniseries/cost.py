@@ -33,7 +33,7 @@ COMPILE_COLD_S = 15.0  # compiling a shape the first time on a machine
 EVAL_FRACTION = 0.4  # one validation pass: val tokens x this x (eager step time per token)
 CORE_S = 10.0  # CORE-20 after a demo series run (50 examples per task)
 FIT_S = 5.0  # fitting between the demo's stages (the window rule, the held-out prediction)
-REPORT_S = 30.0  # the demo's report: bootstrap fits, plots, HTML
+REPORT_S = 5.0  # the demo's report: bootstrap fits, plots, HTML
 
 
 @dataclass
