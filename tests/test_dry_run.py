@@ -1,6 +1,8 @@
 """Dry runs need nothing but the plan: no data, no tokenizer, no store; time and cost by hand."""
 
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -97,3 +99,17 @@ def test_gpu_costs_split_a_run_over_its_gpus():
     assert one.gpu_hours == pytest.approx(spec.plan().flops / (H100 * 0.5) / 3600)
     with pytest.raises(UserError, match="0 < --mfu <= 1"):
         GpuRate(8, H100, 1.5)
+
+
+def test_gpu_dry_run_needs_no_torch(empty_cache, tmp_path):
+    """A laptop planning rented GPUs needs neither data nor PyTorch to see the bill."""
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from miniseries.cli import main\n"
+        f"sys.exit(main(['sweep', '--preset', 'gpu', '--flops', '1e18', '--depths', '8-9',"
+        f" '--project', {str(tmp_path / 'p')!r}, '--dry-run', '--gpus', '8',"
+        " '--gpu-peak', 'H100', '--mfu', '0.4']))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "total: 2 runs, 2e+18 FLOPs" in out.stdout

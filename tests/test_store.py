@@ -13,6 +13,7 @@ from miniseries.cli import export as export_cli
 from miniseries.cli import runs as runs_cli
 from miniseries.errors import UserError
 from miniseries.store import SCHEMA_VERSION, Store, open_store, run_id
+from miniseries.store_export import export_csv
 
 CURVE_POINTS = 5
 
@@ -253,7 +254,7 @@ def _filled_store(s: Store) -> None:
 def test_export_csv_equals_table(store, tmp_path, table):
     _filled_store(store)
     out = tmp_path / "out" / f"{table}.csv"
-    n = store.export_csv(out, table=table)
+    n = export_csv(store, out, table=table)
     columns, rows = store.rows(table)
     with open(out, newline="") as f:
         got = list(csv.reader(f))

@@ -31,15 +31,16 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from miniseries.errors import UserError
     from miniseries.store import open_store
+    from miniseries.store_export import export_csv, export_parquet
 
     parquet = getattr(args, "parquet", None)
     path = parquet if parquet is not None else args.csv
     if (parquet is None) == (args.csv is None):  # the parser checks this; guard direct callers
         raise UserError("give exactly one of --csv PATH and --parquet PATH")
     with open_store(args.project, create=False) as store:
-        write = store.export_parquet if parquet is not None else store.export_csv
+        write = export_parquet if parquet is not None else export_csv
         try:
-            n = write(path, table=args.table)
+            n = write(store, path, table=args.table)
         except OSError as e:
             raise UserError(
                 f"cannot write {path} ({e.strerror or e}); give a file path in a writable folder"
