@@ -22,18 +22,18 @@ def add_cost_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gpu-hour-usd", type=float, help="price of one GPU-hour in dollars")
 
 
-def plan_data(args, vocab_size: int) -> tuple[str, str, bool]:
-    """(data, tokenizer, found): the real folders, or placeholders when a dry run has none."""
+def plan_data(args, vocab_size: int) -> tuple[str, str]:
+    """(data, tokenizer): the real folders, or placeholders when a dry run has none."""
     from miniseries.data.defaults import resolve_data
     from miniseries.errors import UserError
 
     try:
         data, tok = resolve_data(args.data, args.tokenizer, vocab_size)
-        return str(data), str(tok), True
+        return str(data), str(tok)
     except UserError:
         if not args.dry_run:
             raise
-        return args.data or NO_DATA, args.tokenizer or NO_DATA, False
+        return args.data or NO_DATA, args.tokenizer or NO_DATA
 
 
 def costs(specs, args, workers: int, nproc: int = 1):
@@ -83,6 +83,16 @@ def print_totals(got) -> None:
         if all(r.usd is not None for r in runs):
             line += f", {fmt_usd(sum(r.usd for r in runs))}"
     print(f"{line}  ({assumes})")
+
+
+def show_dry_run(specs, args, title: str, workers: int, nproc: int = 1) -> None:
+    """What `--dry-run` prints for sweep, series and run: the plan with each run's time (and
+    cost), then the totals."""
+    from miniseries.cli.sweep import show_plan
+
+    got = costs(specs, args, workers, nproc)
+    show_plan(specs, title, got)
+    print_totals(got)
 
 
 def demo_dry_run(cfg, args) -> None:

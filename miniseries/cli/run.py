@@ -66,12 +66,9 @@ def run(args) -> int:
     kw = spec_kwargs(args) | {"convention": plan.convention}
     spec = RunSpec(plan.depth, plan.steps, kind="one_knob", budget=args.flops, **kw)
     if args.dry_run:
-        from miniseries.cli.dry_run import costs, print_totals
-        from miniseries.cli.sweep import show_plan
+        from miniseries.cli.dry_run import show_dry_run
 
-        got = costs([spec], args, 1, args.nproc)
-        show_plan([spec], f"one run -> {args.project}", got)
-        print_totals(got)
+        show_dry_run([spec], args, f"one run -> {args.project}", 1, args.nproc)
         return 0
     with open_store(args.project) as store:
         register_run(store, spec, args.project)  # the row, before the prediction that names it

@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from miniseries.cli.dry_run import costs, print_totals
+    from miniseries.cli.dry_run import show_dry_run
     from miniseries.cli.sweep import execute_from_args, print_results, show_plan, spec_kwargs
     from miniseries.config import get_preset
     from miniseries.fits import default_ratio
@@ -47,10 +47,10 @@ def run(args) -> int:
     kw = spec_kwargs(args) | {"convention": conv}
     depths = args.depths or list(get_preset(args.preset).depths)
     specs = series_specs(depths, ratio, **kw)
-    got = costs(specs, args, args.workers, args.nproc) if args.dry_run else None
-    show_plan(specs, f"miniseries at ratio {ratio:.3g}: {len(specs)} runs -> {args.project}", got)
+    title = f"miniseries at ratio {ratio:.3g}: {len(specs)} runs -> {args.project}"
     if args.dry_run:
-        print_totals(got)
+        show_dry_run(specs, args, title, args.workers, args.nproc)
         return 0
+    show_plan(specs, title)
     rows = execute_from_args(args, specs)
     return 0 if rows is None else print_results(rows)

@@ -103,7 +103,7 @@ def spec_kwargs(args) -> dict:
     from miniseries.cli.dry_run import plan_data
 
     preset = preset_from_args(args)
-    data, tokenizer, _ = plan_data(args, preset.vocab_size)  # a dry run needs no data
+    data, tokenizer = plan_data(args, preset.vocab_size)  # a dry run needs no data
     if args.evals < 1:
         raise_user(f"--evals must be at least 1, got {args.evals}")
     return {
@@ -216,17 +216,17 @@ def print_results(rows) -> int:
 
 
 def run(args) -> int:
-    from miniseries.cli.dry_run import costs, print_totals
+    from miniseries.cli.dry_run import show_dry_run
     from miniseries.config import get_preset
     from miniseries.runspec import isoflop_specs
 
     kw = spec_kwargs(args)
     depths = args.depths or list(get_preset(args.preset).depths)
     specs = isoflop_specs(args.flops, depths, min_steps=args.min_steps, **kw)
-    got = costs(specs, args, args.workers, args.nproc) if args.dry_run and specs else None
-    show_plan(specs, f"isoFLOP sweep: {len(specs)} runs -> {args.project}", got)
+    title = f"isoFLOP sweep: {len(specs)} runs -> {args.project}"
     if args.dry_run and specs:
-        print_totals(got)
+        show_dry_run(specs, args, title, args.workers, args.nproc)
         return 0
+    show_plan(specs, title)
     rows = execute_from_args(args, specs)
     return 0 if rows is None else print_results(rows)
