@@ -8,8 +8,8 @@ Three modes per shape, timed in alternating rounds so a machine that speeds up o
 moves all alike (the ratio is the median of the per-round ratios, with their range):
 
   reference  the trainer as it was before the speed work: cpu preset with head dim 8 (5 heads at
-             d4), eager, q/k/v as three matmuls, Muon's Newton-Schulz without fused multiply-adds
-             (the two old functions are kept below)
+             d4), eager, q/k/v as three matmuls, F.cross_entropy, Muon's Newton-Schulz without
+             fused multiply-adds (the three old functions are kept below)
   one head   the cpu preset now (one head as wide as the model), eager
   now        what `make demo` trains: the cpu preset, compiled, kernels from a warm cache (the
              warm-up steps compile; they are not timed)
@@ -74,6 +74,14 @@ def reference_attention(self, x, cos, sin):
     return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
 
+def reference_loss(self, logits, targets, reduction="mean"):
+    """GPT.loss as the reference trainer computed it: F.cross_entropy (same value)."""
+    flat = F.cross_entropy(
+        logits.flatten(0, -2), targets.reshape(-1), ignore_index=-1, reduction=reduction
+    )
+    return flat.view(targets.shape) if reduction == "none" else flat
+
+
 class Stepper:
     """One model, its optimizers and a batch: `time(n)` is seconds per optimizer step."""
 
@@ -83,6 +91,8 @@ class Stepper:
         self.model = GPT(cfg)
         for block in self.model.blocks if reference else ():
             block.attn.forward = types.MethodType(reference_attention, block.attn)
+        if reference:
+            self.model.loss = types.MethodType(reference_loss, self.model)
         self.forward = compile_model(self.model, "cpu") if compiled else self.model
         self.opts = build_optimizers(self.model, OptimConfig.from_preset(CPU))
         self.x = torch.randint(0, cfg.vocab_size, (rows, cfg.seq_len))

@@ -123,15 +123,16 @@ class GPT(nn.Module):
             x = block(x, cos, sin)
         logits = self.lm_head(rms_norm(x))[..., : self.cfg.vocab_size].float()
         logits = SOFTCAP * torch.tanh(logits / SOFTCAP)
-        if targets is None:
-            return logits
-        loss = F.cross_entropy(
-            logits.view(-1, logits.size(-1)),
-            targets.reshape(-1),
-            ignore_index=-1,
-            reduction=loss_reduction,
-        )
-        return loss.view(targets.shape) if loss_reduction == "none" else loss
+        return logits if targets is None else self.loss(logits, targets, loss_reduction)
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"):
+        """Cross-entropy, targets of -1 ignored: logsumexp minus the target's logit, the same
+        number as F.cross_entropy, whose backward needs no one-hot over the vocabulary (1-3% of a
+        cpu-preset step)."""
+        valid = targets != -1
+        picked = logits.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        loss = (torch.logsumexp(logits, dim=-1) - picked) * valid
+        return loss if reduction == "none" else loss.sum() / valid.sum()
 
     @torch.no_grad()
     def generate(

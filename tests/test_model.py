@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from miniseries.config import CPU, model_config
 from miniseries.model import GPT
@@ -59,6 +60,29 @@ def test_ignore_index_and_too_long():
     assert (losses[0, :4] == 0).all()
     with pytest.raises(ValueError, match="seq_len"):
         model(torch.zeros(1, cfg.seq_len + 1, dtype=torch.long))
+
+
+def test_loss_and_its_gradient_are_cross_entropy_of_the_logits():
+    """The model's loss against torch's F.cross_entropy on the logits it returns (targets of -1
+    ignored), per token and as the mean, and the gradients they give."""
+    torch.manual_seed(2)
+    cfg = model_config(2, CPU)
+    model = GPT(cfg)  # the logits are fp32 whatever the model's dtype: fp32 tolerances
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x = torch.randint(0, cfg.vocab_size, (3, 24))
+    t = torch.randint(0, cfg.vocab_size, (3, 24))
+    t[0, :5] = t[2, 7] = -1
+    logits = model(x)
+    expected = F.cross_entropy(logits.flatten(0, 1), t.flatten(), ignore_index=-1, reduction="none")
+    assert torch.allclose(model(x, t, loss_reduction="none").flatten(), expected, atol=1e-5)
+    model(x, t).backward()
+    ours = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    F.cross_entropy(model(x).flatten(0, 1), t.flatten(), ignore_index=-1).backward()
+    for a, b in zip(ours, (p.grad for p in model.parameters())):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
 
 
 def test_generate_is_seeded():
