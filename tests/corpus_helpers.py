@@ -24,3 +24,18 @@ def write_corpus(path: Path, docs: list[str], per_shard: int | None = None) -> P
         pq.write_table(table, path / f"shard_{i // per_shard:05d}.parquet")
     (path / "manifest.json").write_text(json.dumps({"source": "test", "documents": len(docs)}))
     return path
+
+
+def write_tiny_core_bundle(root: Path) -> Path:
+    """A one-task CORE bundle (6 multiple-choice rows), for sweeps that evaluate CORE."""
+    import yaml
+
+    task = {"label": "mc", "dataset_uri": "x/mc.jsonl", "num_fewshot": [0]}
+    task |= {"icl_task_type": "multiple_choice", "continuation_delimiter": " "}
+    (root / "eval_data" / "x").mkdir(parents=True)
+    (root / "core.yaml").write_text(yaml.safe_dump({"icl_tasks": [task]}))
+    meta = "Eval Task,Task Category,Task Type,#shots,Random baseline,Centered Metric?\n"
+    (root / "eval_meta_data.csv").write_text(meta + "mc,x,y,0,50,yes\n")
+    rows = [{"query": f"def f{i}(", "choices": ["x):", "))))"], "gold": 0} for i in range(6)]
+    (root / "eval_data/x/mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root

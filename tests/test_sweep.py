@@ -299,17 +299,9 @@ def test_core_needs_a_built_bundle(tiny_data, tmp_path):
 
 
 def test_core_after_each_run_is_stored(tiny_data, tmp_path):
-    import yaml
+    from corpus_helpers import write_tiny_core_bundle
 
-    bundle = tmp_path / "bundle"
-    task = {"label": "mc", "dataset_uri": "x/mc.jsonl", "num_fewshot": [0]}
-    task |= {"icl_task_type": "multiple_choice", "continuation_delimiter": " "}
-    (bundle / "eval_data" / "x").mkdir(parents=True)
-    (bundle / "core.yaml").write_text(yaml.safe_dump({"icl_tasks": [task]}))
-    meta = "Eval Task,Task Category,Task Type,#shots,Random baseline,Centered Metric?\n"
-    (bundle / "eval_meta_data.csv").write_text(meta + "mc,x,y,0,50,yes\n")
-    rows = [{"query": f"def f{i}(", "choices": ["x):", "))))"], "gold": 0} for i in range(6)]
-    (bundle / "eval_data/x/mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    bundle = write_tiny_core_bundle(tmp_path / "bundle")
     s = spec(tiny_data)
     [row] = execute([s], tmp_path / "p", core=4, core_bundle=str(bundle), progress=False)
     assert row["status"] == "done" and row["core"] is not None and row["core_label"] == "CORE-1"

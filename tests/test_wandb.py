@@ -18,7 +18,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-import yaml
+from corpus_helpers import write_tiny_core_bundle
 
 from miniseries.runspec import RunSpec
 from miniseries.store import open_store
@@ -120,15 +120,8 @@ def offline_runs(wandb_dir: Path) -> list[dict]:
 
 
 def tiny_bundle(root: Path) -> None:
-    """A one-task CORE bundle (as in test_sweep.py), laid where the offline bundle lives."""
-    task = {"label": "mc", "dataset_uri": "x/mc.jsonl", "num_fewshot": [0]}
-    task |= {"icl_task_type": "multiple_choice", "continuation_delimiter": " "}
-    (root / "eval_data" / "x").mkdir(parents=True)
-    (root / "core.yaml").write_text(yaml.safe_dump({"icl_tasks": [task]}))
-    meta = "Eval Task,Task Category,Task Type,#shots,Random baseline,Centered Metric?\n"
-    (root / "eval_meta_data.csv").write_text(meta + "mc,x,y,0,50,yes\n")
-    rows = [{"query": f"def f{i}(", "choices": ["x):", "))))"], "gold": 0} for i in range(6)]
-    (root / "eval_data/x/mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    """The tests' one-task CORE bundle, laid where the offline bundle lives."""
+    write_tiny_core_bundle(root)
     (root / "sources.json").write_text("{}")
 
 
