@@ -25,10 +25,10 @@ def main() -> None:
     import torch
 
     from miniseries.config import CPU, model_config
+    from miniseries.data.tokenizer import Tokenizer
     from miniseries.evaluate.core import evaluate_core, format_table
     from miniseries.evaluate.offline_bundle import build_offline_bundle
-    from miniseries.model import GPT
-    from miniseries.tokenizer import Tokenizer
+    from miniseries.train.model import GPT
 
     torch.set_num_threads(args.threads)
     bundle = build_offline_bundle(packages_dir=args.packages)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from miniseries.fits import predict_at, runs_for_fit
 from miniseries.laws.base import drop_worst, group_budgets, runs_from_csv
 from miniseries.laws.isoflop import fit_isoflop, fit_vertex
 from miniseries.laws.parametric import optimum
+from miniseries.study.stored_fits import predict_at, runs_for_fit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -156,7 +156,7 @@ def main() -> None:
         "Chinchilla Fig. 4",
     )
     if args.project:
-        from miniseries.store import open_store
+        from miniseries.store.db import open_store
 
         with open_store(args.project, create=False) as store:
             project_runs = runs_for_fit(store.list_runs(kind="isoflop", status="done"))

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import beta as beta_dist
 
-from miniseries.crossing import judge_isoflop
 from miniseries.laws.base import Run, drop_worst, group_budgets, runs_from_csv
+from miniseries.laws.crossing import judge_isoflop
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))

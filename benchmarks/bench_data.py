@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 
 from miniseries.data.loader import TrainLoader, val_rows
 from miniseries.data.shards import iter_texts, read_meta, tokenize_corpus
+from miniseries.data.tokenizer import Tokenizer
 from miniseries.paths import cache_dir
-from miniseries.tokenizer import Tokenizer
 
 
 def stand_in_corpus(folder: Path, docs_per_shard: int = 4000) -> Path:

@@ -31,7 +31,7 @@ def stand_in_data(folder: Path) -> tuple[Path, Path]:
     import pyarrow.parquet as pq
 
     from miniseries.data.shards import tokenize_corpus
-    from miniseries.tokenizer import Tokenizer
+    from miniseries.data.tokenizer import Tokenizer
 
     root = Path(sysconfig.get_paths()["stdlib"])
     docs, total = [], 0
@@ -59,8 +59,9 @@ def main() -> None:
     p.add_argument("--launcher", default="auto", choices=("auto", "fork", "spawn"))
     args = p.parse_args()
 
-    from miniseries.runspec import isoflop_specs
-    from miniseries.sweep import execute
+    from miniseries.config import CPU
+    from miniseries.study.runspec import isoflop_specs
+    from miniseries.study.sweep import execute
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     os.environ.setdefault("MINISERIES_CACHE", str(tmp / "cache"))
@@ -70,7 +71,7 @@ def main() -> None:
         data, tok = stand_in_data(tmp / "data")
     budgets = [c * args.scale for c in BUDGETS]
     specs = isoflop_specs(
-        budgets, DEPTHS, "cpu", data=str(data), tokenizer=str(tok), overrides=TINY,
+        budgets, DEPTHS, CPU, data=str(data), tokenizer=str(tok), overrides=TINY,
         min_steps=1, evals=5,
     )  # fmt: skip
     project = Path(args.project or tmp / "project")

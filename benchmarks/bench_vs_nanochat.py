@@ -5,7 +5,7 @@ karpathy/nanochat in /tmp); nothing of it is copied here. Each shape is built by
 width, head dim 64, vocab, seq len; nanochat with full-context attention in every layer, its
 default dtype on the CPU, fp32), each with its own optimizer (Muon + AdamW), and whole optimizer
 steps on the same random tokens are timed in alternating rounds, eager and compiled (ours:
-`miniseries.train.compile_model`; nanochat: `torch.compile(model)`, its optimizer step is compiled
+`train.trainer.compile_model`; nanochat: `torch.compile(model)`, its optimizer step is compiled
 by nanochat itself). MFU is against this machine's measured fp32 matmul peak; FLOPs per token are
 miniseries' accounting for its own model (nanochat's model at these shapes has a few more
 parameters: value embeddings and per-layer scalars, so its own MFU would read a little higher).
@@ -23,10 +23,10 @@ import torch
 
 from miniseries.accounting import flops_per_token
 from miniseries.config import CPU, ModelConfig
-from miniseries.mfu import measure_cpu_peak
-from miniseries.model import GPT
-from miniseries.optim import OptimConfig, build_optimizers
-from miniseries.train import compile_model
+from miniseries.train.mfu import measure_cpu_peak
+from miniseries.train.model import GPT
+from miniseries.train.optim import OptimConfig, build_optimizers
+from miniseries.train.trainer import compile_model
 
 SHAPES = ((2, 128), (4, 256))  # (layers, width); head dim 64, vocab 4096, seq 512
 VOCAB, SEQ, ROWS = 4096, 512, 8

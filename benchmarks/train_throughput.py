@@ -2,7 +2,7 @@
 
 Times whole optimizer steps (forward + backward + Muon/AdamW step) on random tokens, after warm-up,
 with the threads the trainer would use; MFU = achieved FLOP/s (accounting's flops_per_token x
-tokens/s) over the measured fp32 matmul peak of this machine (miniseries.mfu).
+tokens/s) over the measured fp32 matmul peak of this machine (miniseries.train.mfu).
 
 Three modes per shape, timed in alternating rounds so a machine that speeds up or slows down mid-run
 moves all alike (the ratio is the median of the per-round ratios, with their range):
@@ -32,14 +32,14 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from miniseries import optim
 from miniseries.accounting import flops_per_token
 from miniseries.cli.common import int_range
 from miniseries.config import CPU, ModelConfig, model_config
-from miniseries.mfu import measure_cpu_peak
-from miniseries.model import GPT, apply_rotary, rms_norm
-from miniseries.optim import OptimConfig, build_optimizers
-from miniseries.train import compile_model
+from miniseries.train import optim
+from miniseries.train.mfu import measure_cpu_peak
+from miniseries.train.model import GPT, apply_rotary, rms_norm
+from miniseries.train.optim import OptimConfig, build_optimizers
+from miniseries.train.trainer import compile_model
 
 REFERENCE = replace(CPU, head_dim=8)  # the cpu preset's family before this benchmark's changes
 NEWTON_SCHULZ = optim.zeropower_via_newtonschulz5

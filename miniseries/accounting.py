@@ -1,6 +1,6 @@
 """Exact parameter counts and training FLOPs for the model family. Pure Python, no torch.
 
-Parameters by category (see miniseries/model.py for the architecture):
+Parameters by category (see miniseries/train/model.py for the architecture):
   embedding    padded_vocab x d_model (the token lookup table; costs no matmul FLOPs)
   unembedding  padded_vocab x d_model (the lm_head)
   matrices     12 x depth x d_model^2 (per layer: q, k, v, out = 4 d^2; MLP 4x up + down = 8 d^2)

@@ -12,17 +12,32 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 # (what flows, the modules that own the stage, what it writes) in pipeline order
 STAGES = [
     ("corpus", "data/build\ndata/offline\ndata/download\ndata/local", "parquet shards"),
-    ("tokens", "tokenizer\ndata/shards", "token arrays (.npy)"),
+    ("tokens", "data/tokenizer\ndata/shards", "token arrays (.npy)"),
     ("loader", "data/loader", "BOS-aligned rows"),
-    ("trainer", "model\noptim\ntrain", "one run, 1 or N ranks"),
-    ("run folder", "run_folder", "config, log.jsonl,\ncheckpoint, summary"),
-    ("store", "store (SQLite)", "runs, curves, CORE,\nfits, predictions"),
-    ("laws", "laws/isoflop\nlaws/parametric\nfits, crossing\ncalibrate", "Interval, Prediction"),
-    ("report", "report\nreport_tables\nrender, plots", "report.md / .html"),
+    ("trainer", "train/model\ntrain/optim\ntrain/trainer\ntrain/bpb", "one run, 1 or N ranks"),
+    ("run folder", "train/run_folder", "config, log.jsonl,\ncheckpoint, summary"),
+    ("store", "store/db (SQLite)", "runs, curves, CORE,\nfits, predictions"),
+    (
+        "laws",
+        "laws/isoflop\nlaws/parametric\nlaws/outcome\nstudy/stored_fits",
+        "Interval, Prediction",
+    ),
+    (
+        "report",
+        "report/project_report\nreport/plots\nreport/calibrate\nreport/extrapolate",
+        "report.md / .html",
+    ),
 ]
 # the side branches: who drives the runs, and who reads the run folder besides the store
-DRIVERS = "sweep, runspec, launch: many runs in parallel (fork, torchrun, Slurm), resumable"
-EVAL = "evaluate/ (bpb, core): val bpb, CORE"
+DRIVERS = (
+    "study/ (runspec, sweep, launch): many runs in parallel (fork, torchrun, Slurm), resumable"
+)
+EVAL = "evaluate/ (core): CORE of each finished run"
+# the layers, lowest first: each imports only those before it (tests/test_layout.py)
+LAYERS = (
+    "layers: base (config, accounting, plan, ...) < laws/, data/ < store/, train/ < evaluate/ "
+    "< study/ < report/ < jobs/ (demo, ablate, lr_sweep) < cli/"
+)
 
 
 def draw(out: Path) -> Path:
@@ -68,6 +83,7 @@ def draw(out: Path) -> Path:
                             mutation_scale=10, color="#5b6676", linestyle="--")
         )  # fmt: skip
     ax.text(0.3, 4.5, "miniseries: data flow", size=14, weight="bold")
+    ax.text(0.3, 0.05, LAYERS, size=8, family="monospace", color="#1d2430")
     fig.savefig(out, format="png")
     return out
 

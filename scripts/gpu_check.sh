@@ -3,7 +3,7 @@
 #   1. the offline corpus and a 32,768-token tokenizer (the gpu preset's vocab), cached
 #   2. d12 of the gpu preset, bf16 + torch.compile, STEPS steps of 65,536-token batches (the
 #      preset's 524,288-token batch would take ~8x longer per step; tokens/s and MFU do not depend
-#      on it): prints tokens/s and MFU against the GPU's bf16 peak (miniseries.mfu's table)
+#      on it): prints tokens/s and MFU against the GPU's bf16 peak (miniseries.train.mfu's table)
 #   3. resume: the same run killed (SIGKILL) after its first checkpoint and started again must end
 #      where an uninterrupted run ends (val bpb within 1e-3: bf16 kernels need not be bitwise)
 # Everything lands in ${OUT:-/tmp/gpu_check}; the summary is summary.txt there.

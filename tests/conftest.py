@@ -40,7 +40,7 @@ def stdlib_documents(limit_bytes: int = 3_000_000) -> list[str]:
 def _tokenized(base, documents: list[str]):
     """(token shards dir, tokenizer dir) for vocab 512 over ``documents``, cached under base."""
     from miniseries.data.shards import tokenize_corpus
-    from miniseries.tokenizer import Tokenizer
+    from miniseries.data.tokenizer import Tokenizer
 
     old = os.environ.get("MINISERIES_CACHE")
     os.environ["MINISERIES_CACHE"] = str(base / "cache")

@@ -3,8 +3,8 @@ comparison and its write-up; a rerun trains nothing."""
 
 import json
 
-from miniseries.ablate import AblationConfig, design, run_ablation
-from miniseries.store import open_store
+from miniseries.jobs.ablate import AblationConfig, design, run_ablation
+from miniseries.store.db import open_store
 
 TINY = {"vocab_size": 512, "seq_len": 64, "batch_tokens": 512, "device_batch_size": 8}
 

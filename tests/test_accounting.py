@@ -10,7 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from miniseries.accounting import flops_per_token, param_counts
 from miniseries.config import CPU, GPU, model_config
-from miniseries.model import GPT
+from miniseries.train.model import GPT
 
 
 @pytest.mark.parametrize("preset", [CPU, GPU], ids=["cpu", "gpu"])

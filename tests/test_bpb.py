@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from miniseries.evaluate.bpb import bpb_from_sums, evaluate_bpb
+from miniseries.train.bpb import bpb_from_sums, evaluate_bpb
 
 V, BOS = 50, 49
 

@@ -9,17 +9,8 @@ import numpy as np
 import pytest
 from scipy.optimize import curve_fit
 
-from miniseries import reference as ref
-from miniseries.calibrate import (
-    calibrate_gpt3,
-    core_at_chance,
-    core_standard_error,
-    fit_series,
-    loo_residuals,
-    ols,
-    ridge,
-)
-from miniseries.compute_laws import (
+from miniseries.errors import UserError
+from miniseries.laws.flops_laws import (
     MIN_POINTS_PER_PARAM,
     BpbLaw,
     Logistic,
@@ -30,7 +21,16 @@ from miniseries.compute_laws import (
     fit_core_law,
     forward_origins,
 )
-from miniseries.errors import UserError
+from miniseries.report import reference as ref
+from miniseries.report.calibrate import (
+    calibrate_gpt3,
+    core_at_chance,
+    core_standard_error,
+    fit_series,
+    loo_residuals,
+    ols,
+    ridge,
+)
 
 REFERENCE_CSV = Path(__file__).with_name("data") / "gpt3_core_inputs.csv"  # see data/README.md
 NANOCHAT_A, NANOCHAT_K = ref.NANOCHAT_CORE_LAW
@@ -132,9 +132,10 @@ def _synthetic(seed, sigma=0.003, n=8, lo=18, hi=20):
 
 def test_fitting_modules_import_without_torch():
     code = (
-        "import sys; import miniseries.reference, miniseries.calibrate, miniseries.compute_laws, "
-        "miniseries.extrapolate, "
-        "miniseries.fits, "
+        "import sys; import miniseries.report.reference, miniseries.report.calibrate, "
+        "miniseries.laws.flops_laws, "
+        "miniseries.report.extrapolate, "
+        "miniseries.study.stored_fits, "
         "miniseries.cli.calibrate, miniseries.cli.extrapolate; assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -12,10 +12,10 @@ import pytest
 from synthetic import CHINCHILLA, synthetic_runs
 
 from miniseries.cli import main
-from miniseries.compare import compare_lines
 from miniseries.laws.base import Run
-from miniseries.lines import lr_tuned, settings_diff
-from miniseries.store import open_store
+from miniseries.laws.compare import compare_lines
+from miniseries.store.db import open_store
+from miniseries.study.compare_sides import lr_tuned, settings_diff
 
 BUDGETS = (1e18, 3e18, 1e19, 3e19, 1e20)
 PER_BUDGET = 9
@@ -275,7 +275,7 @@ def test_bad_inputs_are_one_line_errors(argv, says, tmp_path, capsys):
 
 
 def test_compare_needs_no_torch():
-    code = "import sys, miniseries.compare; sys.exit('torch' in sys.modules)"
+    code = "import sys, miniseries.laws.compare; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -285,7 +285,7 @@ def test_report_compares_studies_whose_settings_differ_and_renders(tmp_path):
     headless Chromium renders with every figure decoded."""
     from test_report import browser_check
 
-    from miniseries.report import write_report
+    from miniseries.report.project_report import write_report
 
     project = tmp_path / "p"
     with open_store(project) as store:

@@ -217,7 +217,7 @@ def test_crop_changes_the_scored_model_input(tiny_bundle):
 
 def _tiny_gpt():
     from miniseries.config import CPU, model_config
-    from miniseries.model import GPT
+    from miniseries.train.model import GPT
 
     torch.manual_seed(0)
     model = GPT(model_config(1, CPU))

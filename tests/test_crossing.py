@@ -9,7 +9,8 @@ import pytest
 from scipy import stats
 from synthetic import CHINCHILLA, synthetic_runs
 
-from miniseries.crossing import (
+from miniseries.laws.base import Run, drop_worst, runs_from_csv
+from miniseries.laws.crossing import (
     Curve,
     Profile,
     check,
@@ -19,7 +20,6 @@ from miniseries.crossing import (
     judge_isoflop,
     pooled_noise,
 )
-from miniseries.laws.base import Run, drop_worst, runs_from_csv
 
 BUDGETS = [1e18, 3e18, 1e19, 3e19]
 CHINCHILLA_CSV = Path(__file__).parent / "data" / "chinchilla_fig4.csv"

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from miniseries.demo import DemoConfig, run_demo
-from miniseries.fits import runs_for_fit
-from miniseries.store import open_store
-from miniseries.study import measured_optimum
+from miniseries.jobs.demo import DemoConfig, run_demo
+from miniseries.store.db import open_store
+from miniseries.study.results import measured_optimum
+from miniseries.study.stored_fits import runs_for_fit
 
 TINY = {"vocab_size": 512, "seq_len": 64, "batch_tokens": 512, "device_batch_size": 8}
 FIT_BUDGETS, HELD_OUT = (4e10, 5.7e10, 8e10), 1.6e11  # held out: 2x the largest fitted budget

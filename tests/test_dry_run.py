@@ -7,12 +7,12 @@ import sys
 import pytest
 
 from miniseries.cli import main
-from miniseries.cost import GpuRate, gpu_costs, makespan
 from miniseries.errors import UserError
-from miniseries.runspec import RunSpec
-from miniseries.store import open_store
+from miniseries.store.db import open_store
+from miniseries.study.plan_cost import GpuRate, gpu_costs, makespan
+from miniseries.study.runspec import RunSpec
 
-H100 = 989e12  # dense bf16 FLOP/s (NVIDIA's datasheet), independent of miniseries.mfu's table
+H100 = 989e12  # dense bf16 FLOP/s (NVIDIA's datasheet), independent of miniseries.train.mfu's table
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from miniseries.cli import main
-from miniseries.store import RUN_COLUMNS, Store, open_store
+from miniseries.store.db import RUN_COLUMNS, Store, open_store
 
 REPO = Path(__file__).resolve().parents[1]
 

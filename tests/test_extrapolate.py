@@ -9,9 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from miniseries import reference as ref
-from miniseries.calibrate import fit_series
-from miniseries.compute_laws import (
+from miniseries.errors import UserError
+from miniseries.laws.flops_laws import (
     BpbLaw,
     CoreFit,
     Logistic,
@@ -19,8 +18,9 @@ from miniseries.compute_laws import (
     TwoStepCore,
     fit_core_law,
 )
-from miniseries.errors import UserError
-from miniseries.extrapolate import (
+from miniseries.report import reference as ref
+from miniseries.report.calibrate import fit_series
+from miniseries.report.extrapolate import (
     FORM_DISAGREEMENT,
     MAX_DECADES,
     SANITY_FACTOR,

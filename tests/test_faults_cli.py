@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from miniseries.cli import COMMANDS, main
-from miniseries.store import open_store
+from miniseries.store.db import open_store
 
 POS_FLOAT = ["-1", "0", "-1e12", "nan", "inf", "-inf", "abc", "", "1e999"]
 POS_INT = ["-1", "0", "-7", "abc", "1.5", "nan", "", "1e3"]
@@ -327,7 +327,7 @@ def no_real_work(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("invalid input was accepted: the demo started building data")
 
-    monkeypatch.setattr("miniseries.demo.prepare_data", refuse)
+    monkeypatch.setattr("miniseries.jobs.demo.prepare_data", refuse)
 
 
 def run_cli(argv, capsys) -> tuple[int, str]:

@@ -11,12 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-from miniseries.report import write_report
-from miniseries.store import open_store
+from miniseries.report.project_report import write_report
+from miniseries.store.db import open_store
 
 WRITER = """
 import sys
-from miniseries.store import open_store
+from miniseries.store.db import open_store
 project, first, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 store = open_store(project)
 for i in range(first, last):
@@ -83,8 +83,8 @@ def test_two_writers_and_a_report_lose_nothing(tmp_path):
 
 SWEEP = """
 import sys, json
-from miniseries.runspec import RunSpec
-from miniseries.sweep import execute
+from miniseries.study.runspec import RunSpec
+from miniseries.study.sweep import execute
 data, tok, project, depths = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 tiny = {"vocab_size": 512, "seq_len": 64, "batch_tokens": 512, "device_batch_size": 4,
         "val_tokens": 1024, "threads": 1}

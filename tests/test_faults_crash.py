@@ -74,7 +74,7 @@ def leftovers(folder: Path) -> list[str]:
 
 TOKENIZE = """
 from miniseries.data.shards import tokenize_corpus
-from miniseries.tokenizer import Tokenizer
+from miniseries.data.tokenizer import Tokenizer
 tokenize_corpus(sys.argv[5], Tokenizer.load(sys.argv[6]), sys.argv[7], 0.05, progress=False)
 """
 
@@ -84,7 +84,7 @@ def small_corpus(tmp_path_factory, tiny_data):
     from conftest import stdlib_documents, write_corpus
 
     from miniseries.data.shards import tokenize_corpus
-    from miniseries.tokenizer import Tokenizer
+    from miniseries.data.tokenizer import Tokenizer
 
     base = tmp_path_factory.mktemp("crash_corpus")
     corpus = write_corpus(base / "corpus", stdlib_documents(300_000))
@@ -107,7 +107,7 @@ def test_kill_while_writing_token_shards(small_corpus, tiny_data, tmp_path, n, w
         with pytest.raises(UserError, match="tokenize"):
             load_split(out, "train")  # an unfinished folder is refused, never half-read
     from miniseries.data.shards import tokenize_corpus
-    from miniseries.tokenizer import Tokenizer
+    from miniseries.data.tokenizer import Tokenizer
 
     tokenize_corpus(corpus, Tokenizer.load(tiny_data[1]), out, 0.05, progress=False)
     a, b = read_meta(ref), read_meta(out)
@@ -121,7 +121,7 @@ def test_kill_while_writing_token_shards(small_corpus, tiny_data, tmp_path, n, w
 
 def test_finished_shards_are_not_redone(small_corpus, tiny_data):
     from miniseries.data.shards import tokenize_corpus
-    from miniseries.tokenizer import Tokenizer
+    from miniseries.data.tokenizer import Tokenizer
 
     corpus, ref = small_corpus
     before = {p.name: p.stat().st_mtime_ns for p in ref.iterdir()}
@@ -140,7 +140,7 @@ sys.exit(main(["tokenizer", "train", "--corpus", sys.argv[5], "--vocab", "300", 
 
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_kill_while_saving_the_tokenizer(small_corpus, tmp_path, when):
-    from miniseries.tokenizer import Tokenizer
+    from miniseries.data.tokenizer import Tokenizer
 
     corpus, _ = small_corpus
     ref, out = tmp_path / "ref", tmp_path / "tok"
@@ -161,7 +161,7 @@ def test_kill_while_saving_the_tokenizer(small_corpus, tmp_path, when):
 # -- results store ------------------------------------------------------------------------------
 
 STORE = """
-from miniseries.store import open_store
+from miniseries.store.db import open_store
 store = open_store(sys.argv[5])
 for i in range(int(sys.argv[6])):
     with store.transaction():
@@ -174,7 +174,7 @@ for i in range(int(sys.argv[6])):
 
 
 def test_kill_in_the_middle_of_a_store_transaction(tmp_path):
-    from miniseries.store import open_store
+    from miniseries.store.db import open_store
 
     killed_at(0, "", "never", STORE, tmp_path, 10, 6)
     with open_store(tmp_path, create=False) as store:

@@ -1,6 +1,6 @@
 """Resources: a full disk while writing (a size-limited file: RLIMIT_FSIZE with SIGXFSZ ignored, so
 writes fail with EFBIG as on a full disk) keeps the previous file intact and says so; a run that
-would not fit in memory is refused up front with the estimate (miniseries.memory)."""
+would not fit in memory is refused up front with the estimate (miniseries.train.memory)."""
 
 import hashlib
 import os
@@ -13,7 +13,7 @@ import pytest
 from miniseries.cli import main
 from miniseries.config import CPU, GPU, ModelConfig
 from miniseries.errors import UserError
-from miniseries.memory import (
+from miniseries.train.memory import (
     GIB,
     available_bytes,
     check_fits,
@@ -90,14 +90,14 @@ def test_full_disk_during_an_atomic_write_keeps_the_old_file(tmp_path):
 
 
 def test_full_disk_during_a_store_write_loses_nothing(tmp_path):
-    from miniseries.store import open_store
+    from miniseries.store.db import open_store
 
     with open_store(tmp_path) as store:
         store.ensure_run("a" * 12, kind="single", depth=1)
         store.add_curve("a" * 12, [{"step": s, "val_bpb": 1.0} for s in range(10)])
     size = (tmp_path / "miniseries.db").stat().st_size + 50_000
     code = (
-        "from miniseries.store import open_store\n"
+        "from miniseries.store.db import open_store\n"
         "from miniseries.errors import UserError\n"
         "store = open_store(sys.argv[3])\n"
         "rows = [{'step': s, 'val_bpb': 0.5, 'train_loss': 0.1 * s} for s in range(10, 100_000)]\n"
@@ -169,5 +169,5 @@ def test_available_memory_is_read_from_the_machine():
 
 
 def test_memory_module_imports_without_torch():
-    code = "import sys, miniseries.memory; sys.exit('torch' in sys.modules)"
+    code = "import sys, miniseries.train.memory; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

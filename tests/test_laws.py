@@ -236,7 +236,8 @@ def test_fitting_and_plotting_do_not_import_torch():
     import sys
 
     code = (
-        "import sys, miniseries.laws, miniseries.crossing, miniseries.plots, miniseries.cli.fit;"
+        "import sys, miniseries.laws, miniseries.laws.crossing, miniseries.report.plots, "
+        "miniseries.cli.fit;"
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -1,4 +1,4 @@
-"""The package's shape: the CLI is a thin layer that nothing else imports."""
+"""The package's shape: layers that import only downwards, and a thin CLI that nothing imports."""
 
 import ast
 from pathlib import Path
@@ -124,3 +124,129 @@ def test_the_cli_starts_without_numpy():
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, f"loaded at start: {res.stderr.strip()}"
+
+
+# The layers, lowest first, and what each may import (every import, lazy ones too: a wrong-way
+# import inside a function is still the layer reaching up). The base modules are the top-level
+# ones: config, accounting, plan, errors, paths, progress, fetch, formatting.
+LAYERS = {
+    "base": {"base"},
+    "laws": {"base", "laws"},
+    "data": {"base", "data"},
+    "store": {"base", "laws", "store"},
+    "train": {"base", "data", "train"},
+    "evaluate": {"base", "data", "train", "evaluate"},
+    "study": {"base", "laws", "data", "store", "train", "evaluate", "study"},
+    "report": {"base", "laws", "store", "evaluate", "study", "report"},
+    "jobs": {"base", "laws", "data", "store", "train", "evaluate", "study", "report", "jobs"},
+}
+
+
+def _layer(module: str, package: Path) -> str | None:
+    """'base' for a top-level module, the subpackage's name otherwise; None for the package
+    itself and its entry point."""
+    parts = module.split(".")
+    if len(parts) == 1 or parts[1] == "__main__":
+        return None
+    return parts[1] if (package / parts[1]).is_dir() else "base"
+
+
+def _layer_violations(package: Path) -> list[str]:
+    out = []
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package.parent).with_suffix("").parts
+        module = ".".join(rel[:-1] if rel[-1] == "__init__" else rel)
+        layer = _layer(module, package)
+        if layer in (None, "cli"):
+            continue
+        if layer not in LAYERS:
+            out.append(f"{module}: subpackage {layer!r} has no rule in LAYERS")
+            continue
+        names = _imported_modules(path)
+        for name in sorted(names):
+            if not name.startswith("miniseries.") or name.rsplit(".", 1)[0] in names - {
+                "miniseries"
+            }:
+                continue  # `from miniseries.x import y` is reported once, as miniseries.x
+            target = _layer(name, package)
+            if target is not None and target not in LAYERS[layer]:
+                out.append(f"{module} ({layer}) imports {name} ({target})")
+    return out
+
+
+def test_every_layer_imports_only_the_layers_below_it():
+    """The tree is the architecture: base < laws, data < store, train < evaluate < study < report
+    < jobs < cli (README, "Layout")."""
+    assert _layer_violations(PACKAGE) == []
+
+
+def test_the_layer_check_sees_a_wrong_way_import(tmp_path):
+    """The checker itself, on a planted package: laws reaching into train (lazily, inside a
+    function) and a base module importing study are both caught; a downward import is not."""
+    pkg = tmp_path / "miniseries"
+    for sub in ("laws", "train", "study"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "laws" / "fit.py").write_text("def f():\n    from miniseries.train.model import GPT\n")
+    (pkg / "plan.py").write_text("import miniseries.study.sweep\n")
+    (pkg / "study" / "sweep.py").write_text(
+        "from miniseries.laws import fit\nimport miniseries.plan\n"
+    )
+    (pkg / "train" / "model.py").write_text("from miniseries import errors\n")
+    found = _layer_violations(pkg)
+    assert found == [
+        "miniseries.laws.fit (laws) imports miniseries.train.model (train)",
+        "miniseries.plan (base) imports miniseries.study.sweep (study)",
+    ]
+
+
+def test_a_preset_name_is_resolved_only_at_the_entry_points():
+    """The CLI resolves `--preset` once and passes the `Preset` down; below it, only a record that
+    stores its preset by name (RunSpec, TrainConfig: their `preset_config`) looks a name up."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        if rel.parts[0] == "cli" or rel.name == "config.py":
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        allowed = {
+            id(n)
+            for f in ast.walk(tree)
+            if isinstance(f, ast.FunctionDef) and f.name == "preset_config"
+            for n in ast.walk(f)
+        }
+        offenders += [
+            f"{rel}:{node.lineno}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Name)
+            and node.id in ("get_preset", "PRESETS")
+            and isinstance(node.ctx, ast.Load)
+            and id(node) not in allowed
+        ]
+    assert offenders == ["study/results.py:79"]  # store rows name their preset: a record read
+
+
+def _import_cycles(graph: dict[str, set[str]]) -> list[str]:
+    cycles, done = [], set()
+
+    def visit(m, stack):
+        for n in sorted(graph[m]):
+            if n in stack:
+                cycles.append(" -> ".join(stack[stack.index(n) :] + [n]))
+            elif n not in done:
+                visit(n, stack + [n])
+        done.add(m)
+
+    for m in sorted(graph):
+        if m not in done:
+            visit(m, [m])
+    return cycles
+
+
+def test_cli_modules_import_each_other_one_way():
+    """Subcommands share flags and printing through `cli/common` and `cli/dry_run`; no two CLI
+    modules import each other, lazily or not (`dry_run` used to import `sweep` back)."""
+    cli = {_module_name(p): p for p in (PACKAGE / "cli").glob("*.py")}
+    graph = {m: {n for n in _imported_modules(p) if n in cli} - {m} for m, p in cli.items()}
+    assert _import_cycles(graph) == []
+    assert _import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a -> b -> c -> a"]

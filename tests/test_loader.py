@@ -12,8 +12,8 @@ from corpus_helpers import random_docs
 
 from miniseries.data.loader import Packer, TrainLoader, val_rows
 from miniseries.data.shards import TokenSplit, load_split, tokenize_corpus
+from miniseries.data.tokenizer import Tokenizer
 from miniseries.errors import UserError
-from miniseries.tokenizer import Tokenizer
 
 WORDS = "the of and to in is was for on that zebra naïve café 日本語 🙂 12345 Straße\n".split(" ")
 T = 32

@@ -8,11 +8,11 @@ depth-1 LR must show what a broken setup looks like to the crossing detector.
 """
 
 from miniseries.config import CPU
-from miniseries.crossing import check
-from miniseries.report import curve_of, load_study
-from miniseries.runspec import RunSpec
-from miniseries.sweep import execute
-from miniseries.transfer import transfer_check
+from miniseries.laws.crossing import check
+from miniseries.laws.lr_transfer import transfer_check
+from miniseries.report.project_report import curve_of, load_study
+from miniseries.study.runspec import RunSpec
+from miniseries.study.sweep import execute
 
 TINY = {"vocab_size": 512, "seq_len": 64, "batch_tokens": 512, "device_batch_size": 8}
 PLANTED = -2.5

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from miniseries.config import CPU, model_config
-from miniseries.model import GPT
+from miniseries.train.model import GPT
 
 
 @pytest.mark.parametrize("depth", [1, 2, 4])

@@ -12,10 +12,10 @@ from miniseries.accounting import param_counts
 from miniseries.cli import run as run_cli
 from miniseries.cli import series as series_cli
 from miniseries.config import get_preset
-from miniseries.fits import FIT_KIND, fit_record
 from miniseries.laws import fit_laws
 from miniseries.plan import plan_for_flops
-from miniseries.store import open_store
+from miniseries.store.db import open_store
+from miniseries.study.stored_fits import FIT_KIND, fit_record
 
 TINY = ["--vocab-size", "512", "--seq-len", "64", "--batch-tokens", "512"]
 TINY += ["--device-batch-size", "4", "--val-tokens", "2048", "--evals", "2", "--threads", "1"]
@@ -119,8 +119,8 @@ def test_noise_trains_one_run_per_seed_and_floors_the_prediction_interval(
     tiny_data, tmp_path, capsys, fitted_project
 ):
     from miniseries.cli import noise as noise_cli
-    from miniseries.fits import predict_at
-    from miniseries.noise import seed_noise
+    from miniseries.study.seed_noise import seed_noise
+    from miniseries.study.stored_fits import predict_at
 
     project = tmp_path / "n"
     argv = ["--flops", "3e8", "--depth", "1", "--seeds", "2", "--quiet", "--evals", "1"]

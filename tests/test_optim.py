@@ -8,8 +8,8 @@ import torch
 
 from miniseries.config import CPU
 from miniseries.errors import UserError
-from miniseries.model import GPT
-from miniseries.optim import (
+from miniseries.train.model import GPT
+from miniseries.train.optim import (
     ADAMW_MATRIX_LR,
     NS_COEFFS,
     Muon,

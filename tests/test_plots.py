@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from synthetic import synthetic_runs
 
-from miniseries.crossing import Curve
 from miniseries.errors import UserError
+from miniseries.laws.crossing import Curve
 from miniseries.laws.isoflop import fit_isoflop
-from miniseries.plots import (
+from miniseries.report.plots import (
     DPI,
     plot_curves,
     plot_isoflop,

@@ -11,10 +11,10 @@ from synthetic import CHINCHILLA, synthetic_runs
 from miniseries.accounting import param_counts
 from miniseries.cli import predict as predict_cli
 from miniseries.config import MAX_DEPTH, get_preset, model_config
-from miniseries.fits import depth_window, predict_at
 from miniseries.laws.base import Prediction
-from miniseries.store import open_store
-from miniseries.study import blind_check
+from miniseries.store.db import open_store
+from miniseries.study.results import blind_check
+from miniseries.study.stored_fits import depth_window, predict_at
 
 CPU = get_preset("cpu")
 LAW = CHINCHILLA

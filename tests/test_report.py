@@ -17,11 +17,11 @@ from synthetic import synthetic_runs
 
 from miniseries.config import get_preset
 from miniseries.evaluate.bundle import CORE_TASKS
-from miniseries.fits import FIT_KIND, fit_record, plan_one_knob
 from miniseries.laws import fit_laws
-from miniseries.report import build_report, write_report
-from miniseries.store import open_store
-from miniseries.study import held_out_prediction
+from miniseries.report.project_report import build_report, write_report
+from miniseries.store.db import open_store
+from miniseries.study.results import held_out_prediction
+from miniseries.study.stored_fits import FIT_KIND, fit_record, plan_one_knob
 
 # A law with bpb-like values (~1.5-2.5 at these sizes).
 LAW = {"E": 1.0, "A": 40.0, "B": 40.0, "alpha": 0.34, "beta": 0.28}

@@ -10,8 +10,8 @@ from corpus_helpers import random_docs, write_corpus
 
 from miniseries.config import CPU
 from miniseries.data.shards import load_split, read_meta, tokenize_corpus
+from miniseries.data.tokenizer import Tokenizer
 from miniseries.errors import UserError
-from miniseries.tokenizer import Tokenizer
 
 WORDS = "the of and to in is was for on that zebra naïve café 日本語 🙂 12345 Straße\n".split(" ")
 

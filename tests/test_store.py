@@ -12,8 +12,8 @@ import pytest
 from miniseries.cli import export as export_cli
 from miniseries.cli import runs as runs_cli
 from miniseries.errors import UserError
-from miniseries.store import SCHEMA_VERSION, Store, open_store, run_id
-from miniseries.store_export import export_csv
+from miniseries.store.db import SCHEMA_VERSION, Store, open_store, run_id
+from miniseries.store.export import export_csv
 
 CURVE_POINTS = 5
 

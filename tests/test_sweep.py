@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from miniseries.config import get_preset
+from miniseries.config import CPU, get_preset
 from miniseries.errors import UserError
-from miniseries.launch import Slot, choose_launcher
 from miniseries.plan import plan_isoflop
-from miniseries.run_folder import write_train_config
-from miniseries.runspec import RunSpec, isoflop_specs
-from miniseries.store import open_store
-from miniseries.sweep import SweepFailed, curve_rows, execute, logged_flops
+from miniseries.store.db import open_store
+from miniseries.study.launch import Slot, choose_launcher
+from miniseries.study.runspec import RunSpec, isoflop_specs
+from miniseries.study.sweep import SweepFailed, curve_rows, execute, logged_flops
+from miniseries.train.run_folder import write_train_config
 
 TINY = {
     "vocab_size": 512,
@@ -39,7 +39,7 @@ DETERMINISTIC = ("depth", "budget", "steps", "tokens", "flops", "val_bpb", "stat
 def sweep_specs(tiny_data, budgets=BUDGETS, depths=DEPTHS):
     tokens, tok = tiny_data
     return isoflop_specs(
-        budgets, depths, "cpu", data=str(tokens), tokenizer=str(tok), overrides=TINY,
+        budgets, depths, CPU, data=str(tokens), tokenizer=str(tok), overrides=TINY,
         min_steps=1, evals=3, log=lambda *a: None,
     )  # fmt: skip
 
@@ -52,8 +52,8 @@ def spec(tiny_data, depth=1, steps=12, **kw):
 
 SCRIPT = """
 import json, sys
-from miniseries.runspec import RunSpec
-from miniseries.sweep import execute
+from miniseries.study.runspec import RunSpec
+from miniseries.study.sweep import execute
 specs = [RunSpec(**s) for s in json.load(open(sys.argv[1]))]
 launcher = sys.argv[5] if len(sys.argv) > 5 else "auto"
 rows = execute(specs, sys.argv[2], workers=int(sys.argv[3]), progress=False,
@@ -285,7 +285,7 @@ def test_min_steps_skips_short_runs_with_a_note(tiny_data):
     steps = {d: plan_isoflop(d, 5e9, preset).steps for d in DEPTHS}
     cut = steps[DEPTHS[-1]] + 1  # the deepest run falls short
     specs = isoflop_specs(
-        [5e9], DEPTHS, "cpu", data=str(tokens), tokenizer=str(tok), overrides=TINY,
+        [5e9], DEPTHS, CPU, data=str(tokens), tokenizer=str(tok), overrides=TINY,
         min_steps=cut, log=notes.append,
     )  # fmt: skip
     assert [s.depth for s in specs] == [d for d in DEPTHS if steps[d] >= cut]
@@ -363,7 +363,7 @@ def test_forked_run_equals_python_m_miniseries_train(tiny_data, tmp_path):
 
 
 def test_launcher_choice(monkeypatch):
-    from miniseries import launch
+    from miniseries.study import launch
 
     monkeypatch.setattr(launch, "_native_at_preload", None)  # as if no sweep forked here yet
     cpu, gpu = [Slot(2)], [Slot(None, [0])]
@@ -434,7 +434,7 @@ def test_fork_is_refused_once_torch_has_run_an_op():
     its first parallel region: `fork_safe` notices the pool's thread, so runs are spawned."""
     code = (
         "import torch\n"
-        "from miniseries.launch import fork_safe, preload\n"
+        "from miniseries.study.launch import fork_safe, preload\n"
         "assert not fork_safe()\n"  # preload() has not run
         "preload()\n"
         "assert fork_safe()\n"

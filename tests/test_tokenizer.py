@@ -8,8 +8,8 @@ from corpus_helpers import random_docs, write_corpus
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from miniseries.data.tokenizer import BOS, Tokenizer, _capped, check_vocab
 from miniseries.errors import UserError
-from miniseries.tokenizer import BOS, Tokenizer, _capped, check_vocab
 
 WORDS = (
     "the of and to in is was for on that with as by at from his her it an were are which this be "

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import miniseries.train as train_mod
+import miniseries.train.trainer as train_mod
 from miniseries.cli import main
-from miniseries.run_folder import CHECKPOINT, CONFIG, LOG, SUMMARY
-from miniseries.train import TrainConfig, TrainingDiverged, train
+from miniseries.train.run_folder import CHECKPOINT, CONFIG, LOG, SUMMARY
+from miniseries.train.trainer import TrainConfig, TrainingDiverged, train
 
 TINY = {"vocab_size": 512, "seq_len": 64, "batch_tokens": 512, "device_batch_size": 4}
 
@@ -228,7 +228,7 @@ def test_process_group_is_destroyed_on_every_exit_path(tiny_data, tmp_path, monk
 FRESH_RANK = """
 import json, sys
 from pathlib import Path
-from miniseries.train import TrainConfig, train
+from miniseries.train.trainer import TrainConfig, train
 train(TrainConfig(**json.loads(sys.argv[1])), progress=False)
 names = [t.read_text().strip() for t in Path("/proc/self/task").glob("*/comm")]
 print(json.dumps([n for n in names if "gloo" in n]))

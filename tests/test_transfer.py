@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from miniseries.transfer import PENALTY_TOL, lr_optimum, transfer_check
+from miniseries.laws.lr_transfer import PENALTY_TOL, lr_optimum, transfer_check
 
 GRID = 2.0 ** np.arange(-3, 3.5, 0.5)  # x1/8 .. x8 in half-octaves
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from corpus_helpers import write_tiny_core_bundle
 
-from miniseries.runspec import RunSpec
-from miniseries.store import open_store
+from miniseries.store.db import open_store
+from miniseries.study.runspec import RunSpec
 
 TINY = {  # the smallest shapes the sweep tests use
     "vocab-size": 512,
@@ -274,9 +274,9 @@ def test_wandb_is_no_part_of_a_runs_identity(tiny_data, tmp_path):
 def test_fit_numbers_are_the_records_laws_with_their_intervals():
     from synthetic import synthetic_runs
 
-    from miniseries.fits import fit_record
     from miniseries.laws import fit_laws
-    from miniseries.wandb_log import law_numbers
+    from miniseries.study.stored_fits import fit_record
+    from miniseries.study.wandb_fit import law_numbers
 
     runs = synthetic_runs([1e17, 1e18, 1e19], per_budget=5)
     record = fit_record(fit_laws(runs, n_bootstrap=50), runs, 50)

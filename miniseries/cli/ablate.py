@@ -16,7 +16,7 @@ from miniseries.cli.common import float_list, nonneg_int, positive_int
 
 
 def add_parser(sub) -> None:
-    from miniseries.ablate import ARMS, AblationConfig
+    from miniseries.jobs.ablate import ARMS, AblationConfig
 
     d = AblationConfig()
     p = sub.add_parser(
@@ -39,8 +39,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from miniseries.ablate import AblationConfig, run_ablation
     from miniseries.errors import UserError
+    from miniseries.jobs.ablate import AblationConfig, run_ablation
 
     if args.budgets is not None and len(args.budgets) < 2:
         raise UserError("--budgets needs 2 or more budgets (power laws need 2), e.g. 2e11,3e11")

@@ -23,8 +23,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from miniseries.calibrate import calibrate_gpt3
     from miniseries.errors import UserError
+    from miniseries.report.calibrate import calibrate_gpt3
 
     if not args.alpha > 0:
         raise UserError(f"--alpha must be positive (nanochat uses 0.01), got {args.alpha}")
@@ -40,7 +40,7 @@ def _print_tables(cal) -> None:
     from rich.table import Table
 
     from miniseries.cli.common import console
-    from miniseries.render import fmt_count
+    from miniseries.formatting import fmt_count
 
     s, r = cal.simple, cal.ridge
     fit = Table(

@@ -1,5 +1,5 @@
 """`miniseries compare A B`: two families (lines) fitted side by side, and by how much one beats
-the other, with intervals (miniseries/compare.py does the work; no torch)."""
+the other, with intervals (miniseries/laws/compare.py does the work; no torch)."""
 
 import argparse
 import json
@@ -56,10 +56,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from miniseries.compare import format_comparison
     from miniseries.config import check_convention
     from miniseries.errors import UserError
-    from miniseries.lines import compare_inputs
+    from miniseries.laws.compare import format_comparison
+    from miniseries.study.compare_sides import compare_inputs
 
     check_convention(args.convention)
     if args.bootstrap < 0:
@@ -67,7 +67,7 @@ def run(args) -> int:
     c = compare_inputs(args.a, args.b, args.project, args.convention, args.bootstrap, args.seed)
     plot = None
     if args.plot:
-        from miniseries.plots import plot_compare
+        from miniseries.report.plots import plot_compare
 
         try:
             plot = plot_compare(c, args.plot)

@@ -70,7 +70,7 @@ def _log(args):
 
 def load_run_model(run_dir: Path, device: str):
     """(model, tokenizer) of a trained run, via the run folder's loader."""
-    from miniseries.run_folder import load_run
+    from miniseries.train.run_folder import load_run
 
     return load_run(run_dir, device)
 

@@ -19,7 +19,7 @@ Rerunning reuses every finished run (kill it any time and run it again)."""
 
 
 def add_parser(sub) -> None:
-    from miniseries.demo import DemoConfig
+    from miniseries.jobs.demo import DemoConfig
 
     d = DemoConfig()
     p = sub.add_parser(
@@ -69,8 +69,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from miniseries.config import check_depth
-    from miniseries.demo import DemoConfig, run_demo
     from miniseries.errors import UserError
+    from miniseries.jobs.demo import DemoConfig, run_demo
 
     d = DemoConfig()
     for depth in args.series_depths or ():

@@ -1,12 +1,12 @@
 """`--dry-run` of sweep, series, run and demo: every run and the totals, with time and cost.
 
 Not a command: the flags and the printing those four commands share. A dry run reads no data,
-tokenizer or store (miniseries/cost.py says where the speed comes from).
+tokenizer or store (miniseries/study/plan_cost.py says where the speed comes from).
 """
 
 import argparse
 
-from miniseries.cost import NO_DATA
+from miniseries.study.plan_cost import NO_DATA
 
 COST_HELP = (
     "with --dry-run: time and cost. GPUs: --gpus N --gpu-peak H100|FLOP/s --mfu M|measured "
@@ -39,9 +39,9 @@ def plan_data(args, vocab_size: int) -> tuple[str, str]:
 def costs(specs, args, workers: int, nproc: int = 1):
     """(per-run costs, wall seconds of the whole plan, what they assume) or None without a way
     to time the runs (a GPU plan with no --gpus)."""
-    from miniseries import cost
     from miniseries.config import get_preset
     from miniseries.errors import UserError
+    from miniseries.study import plan_cost as cost
 
     if args.gpus:
         if not (args.gpu_peak and args.mfu):
@@ -69,7 +69,7 @@ def compile_cached() -> bool:
 
 def print_totals(got) -> None:
     """The plan's totals (the per-run figures are columns of the plan's table)."""
-    from miniseries.render import fmt_hours, fmt_usd
+    from miniseries.formatting import fmt_hours, fmt_usd
 
     if got is None:
         print("time and cost: give --gpus N --gpu-peak H100 --mfu 0.4 [--gpu-hour-usd 2.5]")
@@ -88,8 +88,6 @@ def print_totals(got) -> None:
 def show_dry_run(specs, args, title: str, workers: int, nproc: int = 1) -> None:
     """What `--dry-run` prints for sweep, series and run: the plan with each run's time (and
     cost), then the totals."""
-    from miniseries.cli.sweep import show_plan
-
     got = costs(specs, args, workers, nproc)
     show_plan(specs, title, got)
     print_totals(got)
@@ -97,10 +95,9 @@ def show_dry_run(specs, args, title: str, workers: int, nproc: int = 1) -> None:
 
 def demo_dry_run(cfg, args) -> None:
     """The demo's runs stage by stage, each stage's wall time, and the whole demo's."""
-    from miniseries import cost
-    from miniseries.cli.sweep import show_plan
-    from miniseries.demo import dry_run_stages
-    from miniseries.render import fmt_hours
+    from miniseries.formatting import fmt_hours
+    from miniseries.jobs.demo import dry_run_stages
+    from miniseries.study import plan_cost as cost
 
     args.project = cfg.project
     stages = dry_run_stages(cfg)
@@ -122,3 +119,41 @@ def demo_dry_run(cfg, args) -> None:
     total += cost.REPORT_S
     print(f"total: {len(specs)} runs, training + evaluation + fitting {fmt_hours(total / 3600)} "
           f"(setup excluded; {assumes})")  # fmt: skip
+
+
+def show_plan(specs, title: str, costs=None) -> None:
+    """The runs as a table; with a dry run's costs, each run's time (GPU-hours, dollars)."""
+    from rich.table import Table
+
+    from miniseries.cli.common import console
+    from miniseries.formatting import fmt_count, fmt_hours, fmt_usd
+
+    t = Table(title=title)
+    cols = ["run", "depth", "budget", "params", "tokens", "steps", "FLOPs", "ratio"]
+    runs = costs[0] if costs else []
+    gpu = bool(runs) and runs[0].gpu_hours is not None
+    usd = gpu and runs[0].usd is not None
+    cols += ["time"] * bool(runs) + ["GPU-h"] * gpu + ["$"] * usd
+    for col in cols:
+        t.add_column(col, justify="right")
+    for i, s in enumerate(specs):
+        plan = s.plan()
+        cells = [
+            "-" if s.data.endswith(NO_DATA) else s.run_id,  # the id needs the data's path
+            str(s.depth),
+            f"{s.budget:.3g}" if s.budget else "-",
+            fmt_count(plan.params()),
+            fmt_count(plan.tokens),
+            str(plan.steps),
+            f"{plan.flops:.3g}",
+            f"{plan.ratio:.3g}",
+        ]
+        if runs:
+            r = runs[i]
+            cells.append(fmt_hours(r.seconds / 3600))
+            if gpu:
+                cells.append(f"{r.gpu_hours:.3g}")
+            if usd:
+                cells.append(fmt_usd(r.usd))
+        t.add_row(*cells)
+    console().print(t)

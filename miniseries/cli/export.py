@@ -2,7 +2,7 @@
 
 import argparse
 
-from miniseries.store import TABLES
+from miniseries.store.db import TABLES
 
 
 def add_parser(subparsers) -> None:
@@ -30,8 +30,8 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from miniseries.errors import UserError
-    from miniseries.store import open_store
-    from miniseries.store_export import export_csv, export_parquet
+    from miniseries.store.db import open_store
+    from miniseries.store.export import export_csv, export_parquet
 
     parquet = getattr(args, "parquet", None)
     path = parquet if parquet is not None else args.csv

@@ -55,11 +55,11 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from miniseries.calibrate import fit_series
-    from miniseries.compute_laws import CoreFit
     from miniseries.config import check_convention
     from miniseries.errors import UserError
-    from miniseries.extrapolate import Hardware, extrapolation_table
+    from miniseries.laws.flops_laws import CoreFit
+    from miniseries.report.calibrate import fit_series
+    from miniseries.report.extrapolate import Hardware, extrapolation_table
 
     check_convention(args.convention)
     if args.n_boot < 0:
@@ -120,7 +120,7 @@ def _numbers(text: str, n: int, flag: str, form: str) -> list[float]:
 
 def _laws(args):
     from miniseries.errors import UserError
-    from miniseries.extrapolate import ScalingLaws
+    from miniseries.report.extrapolate import ScalingLaws
 
     if args.laws and args.ratio:
         raise UserError("give --laws or --ratio, not both")

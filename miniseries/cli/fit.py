@@ -7,7 +7,7 @@ import json
 import math
 
 from miniseries.cli.common import float_list, nonneg_int
-from miniseries.render import fmt_bounds, fmt_count
+from miniseries.formatting import fmt_bounds, fmt_count
 
 HELP = """\
 Fits both routes to the compute-optimal allocation on the runs in a CSV:
@@ -69,11 +69,11 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from miniseries.config import check_convention
-    from miniseries.crossing import BIN_WIDTH, check
     from miniseries.errors import UserError
-    from miniseries.fits import FIT_KIND, fit_record, runs_from_store
     from miniseries.laws import fit_laws
     from miniseries.laws.base import drop_worst, runs_from_csv
+    from miniseries.laws.crossing import BIN_WIDTH, check
+    from miniseries.study.stored_fits import FIT_KIND, fit_record, runs_from_store
 
     check_convention(args.convention)
     if args.bootstrap < 0:
@@ -84,7 +84,8 @@ def run(args) -> int:
         raise UserError("--wandb logs a project's fit: use --project DIR instead of a CSV")
     wandb_project = None
     if args.project:
-        from miniseries import wandb_log
+        from miniseries.study import wandb_fit
+        from miniseries.train import wandb_log
 
         wandb_project = wandb_log.project_from(args.wandb)
         if wandb_project:
@@ -93,7 +94,7 @@ def run(args) -> int:
     if not (math.isfinite(width) and width >= 1):
         raise UserError(f"--budget-bin-width must be a factor >= 1, got {args.budget_bin_width}")
     if args.project:
-        from miniseries.store import open_store
+        from miniseries.store.db import open_store
 
         with open_store(args.project, create=False) as store:
             runs = drop_worst(runs_from_store(store, args.convention), args.drop_worst)
@@ -109,7 +110,7 @@ def run(args) -> int:
     predictions = [p for c in args.predict or [] for p in laws.predict(c)]
     plots = _plots(laws, args.plots) if args.plots else []
     if wandb_project:
-        wandb_log.log_fit(wandb_project, args.project, record, fit_id=fit_id, figures=plots)
+        wandb_fit.log_fit(wandb_project, args.project, record, fit_id=fit_id, figures=plots)
     if args.json:
         out = laws.to_dict() | {
             "dropped": args.drop_worst,
@@ -126,7 +127,7 @@ def run(args) -> int:
 def _plots(laws, folder) -> list:
     from pathlib import Path
 
-    from miniseries.plots import plot_isoflop, plot_optima
+    from miniseries.report.plots import plot_isoflop, plot_optima
 
     folder = Path(folder)
     out = []

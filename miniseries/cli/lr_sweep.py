@@ -2,7 +2,7 @@
 
 Trains a few depths (smallest, middle, largest by default) for a fixed short horizon at a grid of
 LR multipliers, finds each depth's optimum (parabola in log2 LR), and says whether the common
-multiplier costs any depth more than 0.5% of its loss (miniseries/transfer.py says why that
+multiplier costs any depth more than 0.5% of its loss (miniseries/laws/lr_transfer.py says why that
 tolerance). An LR that is right for small models and wrong for big ones bends isoFLOP profiles
 and fakes an optimum: run this before trusting a sweep.
 """
@@ -48,15 +48,16 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from miniseries.cli.common import preset_from_args, preset_overrides
+    from miniseries.config import get_preset
     from miniseries.data.defaults import resolve_data
-    from miniseries.lr_sweep import default_depths, lr_sweep_specs, run_lr_sweep
+    from miniseries.jobs.lr_sweep import default_depths, lr_sweep_specs, run_lr_sweep
 
     preset = preset_from_args(args)
     depths = args.depths or default_depths(preset.depths)
     data, tokenizer = resolve_data(args.data, args.tokenizer, preset.vocab_size)
     specs = lr_sweep_specs(
-        depths, args.steps, args.mults, args.group, preset.name, str(data), str(tokenizer),
-        preset_overrides(args), optimizer=args.optimizer,
+        depths, args.steps, args.mults, args.group, get_preset(args.preset), str(data),
+        str(tokenizer), preset_overrides(args), optimizer=args.optimizer,
     )  # fmt: skip
     sweep = run_lr_sweep(specs, args.group, args.project, args.workers, not args.quiet)
     _print_table(sweep.verdict, args.group)

@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from miniseries.cli.sweep import execute_from_args, print_results, spec_kwargs
     from miniseries.config import check_depth
-    from miniseries.noise import noise_specs, record_noise
+    from miniseries.study.seed_noise import noise_specs, record_noise
 
     check_depth(args.depth)
     kw = spec_kwargs(args)

@@ -4,7 +4,7 @@ import argparse
 import json
 
 from miniseries.cli.common import add_preset_args, positive_float, preset_from_args
-from miniseries.render import fmt_count
+from miniseries.formatting import fmt_count
 
 HELP = """\
 Three ways to ask:

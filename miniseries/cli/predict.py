@@ -38,9 +38,9 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from miniseries.cli.common import preset_from_args
+    from miniseries.formatting import fmt_count, fmt_interval
     from miniseries.laws.base import Prediction
-    from miniseries.render import fmt_count, fmt_interval
-    from miniseries.study import predict_budget
+    from miniseries.study.results import predict_budget
 
     preset = preset_from_args(args)
     row, started = predict_budget(args.project, args.flops, preset, args.convention, args.bootstrap)

@@ -38,7 +38,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from miniseries.errors import UserError
-    from miniseries.report import write_report
+    from miniseries.report.project_report import write_report
 
     try:
         report = write_report(args.project, args.out, args.bootstrap, args.convention)

@@ -37,12 +37,12 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from miniseries.cli.common import preset_from_args
     from miniseries.cli.sweep import execute_from_args, print_results, spec_kwargs
-    from miniseries.fits import latest_fit, plan_one_knob
-    from miniseries.noise import seed_noise
-    from miniseries.render import fmt_count, fmt_interval
-    from miniseries.runspec import RunSpec
-    from miniseries.store import open_store
-    from miniseries.sweep import register_run
+    from miniseries.formatting import fmt_count, fmt_interval
+    from miniseries.store.db import open_store
+    from miniseries.study.runspec import RunSpec
+    from miniseries.study.seed_noise import seed_noise
+    from miniseries.study.stored_fits import latest_fit, plan_one_knob
+    from miniseries.study.sweep import register_run
 
     preset = preset_from_args(args)
     fit = latest_fit(args.project, args.convention)
@@ -64,6 +64,7 @@ def run(args) -> int:
     if plan.steps < preset.min_steps:
         print(f"note: only {plan.steps} steps (the preset's min_steps is {preset.min_steps})")
     kw = spec_kwargs(args) | {"convention": plan.convention}
+    kw["preset"] = kw["preset"].name  # a RunSpec records its preset by name
     spec = RunSpec(plan.depth, plan.steps, kind="one_knob", budget=args.flops, **kw)
     if args.dry_run:
         from miniseries.cli.dry_run import show_dry_run

@@ -3,7 +3,7 @@
 import argparse
 import json
 
-from miniseries.store import KINDS, STATUSES
+from miniseries.store.db import KINDS, STATUSES
 
 
 def add_parser(subparsers) -> None:
@@ -28,7 +28,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from miniseries.store import open_store
+    from miniseries.store.db import open_store
 
     with open_store(args.project, create=False) as store:
         rows = store.list_runs(kind=args.kind, study=args.study, status=args.status)

@@ -16,7 +16,7 @@ def run(args) -> int:
     import math
 
     from miniseries.cli.common import require
-    from miniseries.run_folder import load_run
+    from miniseries.train.run_folder import load_run
 
     require(args.tokens >= 0, f"--tokens must be >= 0, got {args.tokens}")
     require(args.top_k >= 1, f"--top-k must be at least 1, got {args.top_k}")

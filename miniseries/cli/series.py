@@ -33,16 +33,16 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from miniseries.cli.dry_run import show_dry_run
-    from miniseries.cli.sweep import execute_from_args, print_results, show_plan, spec_kwargs
+    from miniseries.cli.dry_run import show_dry_run, show_plan
+    from miniseries.cli.sweep import execute_from_args, print_results, spec_kwargs
     from miniseries.config import get_preset
-    from miniseries.fits import default_ratio
     from miniseries.laws.base import n_label
-    from miniseries.runspec import series_specs
+    from miniseries.study.runspec import series_specs
+    from miniseries.study.stored_fits import default_ratio
 
     ratio, conv = args.ratio, args.convention
     if ratio is None:
-        ratio, conv, source = default_ratio(args.project, args.convention, args.preset)
+        ratio, conv, source = default_ratio(args.project, args.convention, get_preset(args.preset))
         print(f"ratio {ratio:.3g} tokens per {n_label(conv)}: {source}")
     kw = spec_kwargs(args) | {"convention": conv}
     depths = args.depths or list(get_preset(args.preset).depths)

@@ -14,7 +14,7 @@ from miniseries.cli.common import (
     positive_float,
     positive_int,
 )
-from miniseries.cli.dry_run import add_cost_args
+from miniseries.cli.dry_run import add_cost_args, show_plan
 
 HELP = """\
 Train each depth for exactly the tokens each FLOPs budget buys (whole optimizer steps), one run
@@ -101,13 +101,14 @@ def spec_kwargs(args) -> dict:
     """Keyword arguments of isoflop_specs / series_specs from the parsed flags."""
     from miniseries.cli.common import preset_from_args, preset_overrides
     from miniseries.cli.dry_run import plan_data
+    from miniseries.config import get_preset
 
-    preset = preset_from_args(args)
+    preset = preset_from_args(args)  # checked, overrides applied: for the data's vocabulary
     data, tokenizer = plan_data(args, preset.vocab_size)  # a dry run needs no data
     if args.evals < 1:
         raise_user(f"--evals must be at least 1, got {args.evals}")
     return {
-        "preset": preset.name,
+        "preset": get_preset(args.preset),  # the named preset: the specs apply the overrides
         "data": str(data),
         "tokenizer": str(tokenizer),
         "overrides": preset_overrides(args),
@@ -129,52 +130,14 @@ def raise_user(message: str):
     raise UserError(message)
 
 
-def show_plan(specs, title: str, costs=None) -> None:
-    """The runs as a table; with a dry run's costs, each run's time (GPU-hours, dollars)."""
-    from rich.table import Table
-
-    from miniseries.cli.common import console
-    from miniseries.cli.dry_run import NO_DATA
-    from miniseries.render import fmt_count, fmt_hours, fmt_usd
-
-    t = Table(title=title)
-    cols = ["run", "depth", "budget", "params", "tokens", "steps", "FLOPs", "ratio"]
-    runs = costs[0] if costs else []
-    gpu = bool(runs) and runs[0].gpu_hours is not None
-    usd = gpu and runs[0].usd is not None
-    cols += ["time"] * bool(runs) + ["GPU-h"] * gpu + ["$"] * usd
-    for col in cols:
-        t.add_column(col, justify="right")
-    for i, s in enumerate(specs):
-        plan = s.plan()
-        cells = [
-            "-" if s.data.endswith(NO_DATA) else s.run_id,  # the id needs the data's path
-            str(s.depth),
-            f"{s.budget:.3g}" if s.budget else "-",
-            fmt_count(plan.params()),
-            fmt_count(plan.tokens),
-            str(plan.steps),
-            f"{plan.flops:.3g}",
-            f"{plan.ratio:.3g}",
-        ]
-        if runs:
-            r = runs[i]
-            cells.append(fmt_hours(r.seconds / 3600))
-            if gpu:
-                cells.append(f"{r.gpu_hours:.3g}")
-            if usd:
-                cells.append(fmt_usd(r.usd))
-        t.add_row(*cells)
-    console().print(t)
-
-
 def execute_from_args(args, specs) -> list[dict] | None:
     """Run the specs as the flags say; None on --dry-run. With W&B on (--wandb or
     $MINISERIES_WANDB) each run logs to it, then the CORE and fit of the sweep do."""
     from dataclasses import replace
 
-    from miniseries import wandb_log
-    from miniseries.sweep import execute
+    from miniseries.study import wandb_fit
+    from miniseries.study.sweep import execute
+    from miniseries.train import wandb_log
 
     if not specs:
         raise_user("nothing to run: every depth was skipped (lower --min-steps or raise --flops)")
@@ -184,7 +147,7 @@ def execute_from_args(args, specs) -> list[dict] | None:
     if project:
         wandb_log.require()  # before any run starts; imported once here, forked workers have it
         specs = [replace(s, wandb=project) for s in specs]
-        core_before = wandb_log.runs_with_core(args.project)
+        core_before = wandb_fit.runs_with_core(args.project)
     rows = execute(
         specs,
         args.project,
@@ -197,7 +160,7 @@ def execute_from_args(args, specs) -> list[dict] | None:
         launcher=getattr(args, "launcher", "auto"),
     )
     if project:
-        wandb_log.after_sweep(project, args.project, rows, core_before)
+        wandb_fit.after_sweep(project, args.project, rows, core_before)
     return rows
 
 
@@ -218,7 +181,7 @@ def print_results(rows) -> int:
 def run(args) -> int:
     from miniseries.cli.dry_run import show_dry_run
     from miniseries.config import get_preset
-    from miniseries.runspec import isoflop_specs
+    from miniseries.study.runspec import isoflop_specs
 
     kw = spec_kwargs(args)
     depths = args.depths or list(get_preset(args.preset).depths)

@@ -35,8 +35,8 @@ def run_tokenize(args: argparse.Namespace) -> int:
 
     from miniseries.cli.common import require
     from miniseries.data.shards import default_tokens_dir, read_meta, tokenize_corpus
+    from miniseries.data.tokenizer import Tokenizer, default_tokenizer_dir
     from miniseries.errors import UserError
-    from miniseries.tokenizer import Tokenizer, default_tokenizer_dir
 
     require(args.workers >= 1, f"--workers must be >= 1, got {args.workers}")
     corpus = args.corpus or default_corpus()

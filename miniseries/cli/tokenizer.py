@@ -59,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from miniseries.cli.common import require
     from miniseries.data.shards import iter_texts
+    from miniseries.data.tokenizer import FILE_NAME, Tokenizer, check_vocab, default_tokenizer_dir
     from miniseries.progress import progress_bar
-    from miniseries.tokenizer import FILE_NAME, Tokenizer, check_vocab, default_tokenizer_dir
 
     corpus = args.corpus or default_corpus()
     vocab = check_vocab(vocab_from_args(args))

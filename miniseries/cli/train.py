@@ -91,9 +91,9 @@ def config_from_args(args):
     from miniseries.cli.common import preset_from_args, preset_overrides
     from miniseries.data.defaults import resolve_data
     from miniseries.errors import UserError
-    from miniseries.run_folder import read_train_config
-    from miniseries.train import TrainConfig
-    from miniseries.wandb_log import project_from
+    from miniseries.train.run_folder import read_train_config
+    from miniseries.train.trainer import TrainConfig
+    from miniseries.train.wandb_log import project_from
 
     if args.config is not None:
         given = _flags_given(args)
@@ -138,15 +138,15 @@ def run(args) -> int:
 
     from miniseries.cli.common import check_device
     from miniseries.errors import UserError
-    from miniseries.run_folder import has_checkpoint
-    from miniseries.train import train
+    from miniseries.train.run_folder import has_checkpoint
+    from miniseries.train.trainer import train
 
     check_device(args.device)
     cfg = config_from_args(args)
     check_device(cfg.device)  # from a --config file
     cfg.plan()  # horizon errors before anything is built
     if cfg.wandb:
-        from miniseries.wandb_log import require
+        from miniseries.train.wandb_log import require
 
         require()  # a missing package is one line before training, not a failed run
     try:

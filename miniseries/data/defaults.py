@@ -18,7 +18,7 @@ def default_corpus_dir() -> Path:
 def resolve_data(data: str | None, tokenizer: str | None, vocab_size: int) -> tuple[Path, Path]:
     """(token shards folder, tokenizer folder), each checked to exist, with the fix if not."""
     from miniseries.data.shards import default_tokens_dir, read_meta
-    from miniseries.tokenizer import Tokenizer, default_tokenizer_dir
+    from miniseries.data.tokenizer import Tokenizer, default_tokenizer_dir
 
     if data is not None:
         meta = read_meta(data)

@@ -40,7 +40,7 @@ from miniseries.evaluate.bundle import (
 )
 from miniseries.evaluate.get_bundle import resolve_bundle
 from miniseries.progress import progress_bar
-from miniseries.run_folder import write_core
+from miniseries.train.run_folder import write_core
 
 SHUFFLE_SEED = 1337
 FEWSHOT_SEED = 1234

@@ -3,7 +3,7 @@
 ``transformers`` is an optional extra (``pip install 'miniseries[hf]'``); it is imported inside
 the functions so nothing else needs it. Users with hub access can measure the GPT-2 family's
 CORE with ``miniseries core --hf openai-community/gpt2``; the published values (in
-miniseries/reference.py) are 0.1139 / 0.1849 / 0.2146 / 0.2565 for small / medium / large / XL on
+report/reference.py) are 0.1139 / 0.1849 / 0.2146 / 0.2565 for small / medium / large / XL on
 the public bundle.
 """
 

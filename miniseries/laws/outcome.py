@@ -10,7 +10,7 @@ measurement scatters by, and the bias of training a size that is not exactly N*:
   mean curvature of the fitted parabolas; evaluated per bootstrap sample, so N*'s uncertainty
   moves it too (always >= 0: a single run's outcome is biased high, never low);
 - run noise: the pooled scatter of the runs around their budget's parabola (seed noise plus
-  how far loss vs log N is from a parabola), or a measured seed noise (miniseries/noise.py)
+  how far loss vs log N is from a parabola), or a measured seed noise (study/seed_noise.py)
   where that is larger, with its degrees of freedom: drawn as Student-t,
   scaled by the leverage of what is measured (1 for one run; x'(X'X)^-1 x at the vertex for a
   parabola over the window's sizes);

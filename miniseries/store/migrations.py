@@ -2,7 +2,7 @@
 
 Schema 1 -> 2: intervals were ``[lo, hi]`` lists or ``*_lo``/``*_hi`` keys and predictions came
 in three shapes; schema 2 stores laws.base ``Interval`` and ``Prediction`` dicts only (same
-values). The store (miniseries/store.py) runs these when it opens a schema-1 file. No torch.
+values). The store (miniseries/store/db.py) runs these when it opens a schema-1 file. No torch.
 """
 
 PLAN_KEYS = ("depth", "params", "convention", "tokens", "steps", "flops")

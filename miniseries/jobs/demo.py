@@ -20,18 +20,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from miniseries.config import CPU, Preset
 from miniseries.errors import UserError
 
 
 @dataclass
 class DemoConfig:
     project: str = "demo"
-    preset: str = "cpu"
+    preset: Preset = CPU  # resolved once, by the caller (the CLI: --preset)
     # five budgets a quarter decade apart, one decade in all; the smallest is the lowest at which
     # the preset's ratio puts two sampled depths on each side of the optimum (docs/cpu-preset.md)
     fit_budgets: tuple[float, ...] = (2e11, 3.6e11, 6.3e11, 1.1e12)
     heldout_budget: float = 2e12
-    # depths per isoFLOP profile, placed by a rule (fits.depth_window): centred on the N*
+    # depths per isoFLOP profile, placed by a rule (stored_fits.depth_window): centred on the N*
     # predicted by the fit of the smaller budgets, or by the preset's ratio before there is one
     window: int = 5
     series_depths: tuple[int, ...] = (1, 2, 3, 4, 5)
@@ -51,14 +52,13 @@ class DemoConfig:
 
 def prepare_data(cfg: DemoConfig, log=print) -> tuple[str, str, dict]:
     """(token shards, tokenizer, seconds per step): build what is missing, reuse what is cached."""
-    from miniseries.config import get_preset
     from miniseries.data.build import build_corpus
     from miniseries.data.shards import tokenize_corpus
-    from miniseries.tokenizer import FILE_NAME, Tokenizer, default_tokenizer_dir
+    from miniseries.data.tokenizer import FILE_NAME, Tokenizer, default_tokenizer_dir
 
     if cfg.data:
         return cfg.data, cfg.tokenizer, {}
-    vocab = get_preset(cfg.preset).with_overrides(**cfg.overrides).vocab_size
+    vocab = cfg.preset.with_overrides(**cfg.overrides).vocab_size
     times = {}
     t = time.time()
     corpus = build_corpus("offline", progress=cfg.progress, log=log)
@@ -88,14 +88,19 @@ def prepare_data(cfg: DemoConfig, log=print) -> tuple[str, str, dict]:
 
 def run_demo(cfg: DemoConfig, log=print) -> dict:
     """Run every stage; returns the numbers the headline quotes."""
-    from miniseries.config import get_preset
-    from miniseries.fits import FIT_KIND, depth_window, fit_record, planned_n_opt, runs_for_fit
     from miniseries.laws import fit_laws
-    from miniseries.report import write_report
-    from miniseries.runspec import isoflop_specs, series_specs
-    from miniseries.store import open_store
-    from miniseries.study import blind_check, measured_optimum
-    from miniseries.sweep import execute
+    from miniseries.report.project_report import write_report
+    from miniseries.store.db import open_store
+    from miniseries.study.results import blind_check, measured_optimum
+    from miniseries.study.runspec import isoflop_specs, series_specs
+    from miniseries.study.stored_fits import (
+        FIT_KIND,
+        depth_window,
+        fit_record,
+        planned_n_opt,
+        runs_for_fit,
+    )
+    from miniseries.study.sweep import execute
 
     if cfg.heldout_budget <= max(cfg.fit_budgets):
         raise UserError("the held-out budget must be larger than every fitted budget")
@@ -120,8 +125,8 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
     if pred is not None and pred.plan:
         depths = pred.plan["depths"]
     else:  # no prediction: the window falls back on the preset's ratio, as for a first budget
-        n_opt, _ = planned_n_opt([], cfg.heldout_budget, get_preset(cfg.preset), cfg.convention)
-        depths = depth_window(n_opt, get_preset(cfg.preset), cfg.convention, cfg.window)
+        n_opt, _ = planned_n_opt([], cfg.heldout_budget, cfg.preset, cfg.convention)
+        depths = depth_window(n_opt, cfg.preset, cfg.convention, cfg.window)
     log(f"\n== held-out budget {cfg.heldout_budget:.3g}: depths {_fmt(depths)} (by the rule)")
     specs = isoflop_specs([cfg.heldout_budget], depths, cfg.preset, study="held-out", **iso)
     execute(specs, cfg.project, **run_kw)
@@ -139,7 +144,7 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
     if math.isfinite(ratio) and ratio > 0:
         log(f"\n== fitted tokens:params ratio ({cfg.convention}): {ratio:.2f}")
     else:
-        ratio = get_preset(cfg.preset).ratio
+        ratio = cfg.preset.ratio
         log(f"\n== no usable tokens:params ratio from the fit (see the report); using {ratio}")
 
     t = time.time()
@@ -176,12 +181,11 @@ def dry_run_stages(cfg: DemoConfig) -> list[tuple[str, list]]:
     Every window is placed by the preset's ratio and the series uses it too: the real demo places
     the windows after the second budget by the fit of the smaller budgets and trains the series at
     the fitted ratio, so those runs are estimates."""
-    from miniseries.config import get_preset
-    from miniseries.cost import NO_DATA
-    from miniseries.fits import depth_window, planned_n_opt
-    from miniseries.runspec import isoflop_specs, series_specs
+    from miniseries.study.plan_cost import NO_DATA
+    from miniseries.study.runspec import isoflop_specs, series_specs
+    from miniseries.study.stored_fits import depth_window, planned_n_opt
 
-    preset = get_preset(cfg.preset).with_overrides(**cfg.overrides)
+    preset = cfg.preset.with_overrides(**cfg.overrides)
     common = dict(data=NO_DATA, tokenizer=NO_DATA, overrides=cfg.overrides, compile=cfg.compile)
     iso = dict(common, log=lambda _: None, min_steps=cfg.min_steps, evals=cfg.sweep_evals)
 
@@ -204,13 +208,12 @@ def sweep_fit_budgets(cfg: DemoConfig, iso: dict, run_kw: dict, log=print) -> No
     """Sweep the fitted budgets, smallest first, each over the rule's window of depths. A budget
     with fewer than two smaller budgets has no fit to place it and uses the preset's ratio, so
     those are swept together; every later budget waits for the fit of the ones below it."""
-    from miniseries.config import get_preset
-    from miniseries.fits import depth_window, planned_n_opt, runs_for_fit
-    from miniseries.runspec import isoflop_specs
-    from miniseries.store import open_store
-    from miniseries.sweep import execute
+    from miniseries.store.db import open_store
+    from miniseries.study.runspec import isoflop_specs
+    from miniseries.study.stored_fits import depth_window, planned_n_opt, runs_for_fit
+    from miniseries.study.sweep import execute
 
-    preset, batch = get_preset(cfg.preset), []
+    preset, batch = cfg.preset, []
     budgets = sorted(cfg.fit_budgets)
     for i, c in enumerate(budgets):
         if i >= 2 and batch:  # the fit of the smaller budgets needs them trained first
@@ -228,12 +231,11 @@ def sweep_fit_budgets(cfg: DemoConfig, iso: dict, run_kw: dict, log=print) -> No
 def predict_held_out(cfg: DemoConfig, log=print):
     """(prediction, its stored row) for the held-out budget. The first prediction stored for it
     is the one judged: a rerun finds it and never makes another (predictions never change)."""
-    from miniseries.config import get_preset
+    from miniseries.formatting import fmt_interval
     from miniseries.laws.base import Prediction
-    from miniseries.noise import seed_noise
-    from miniseries.render import fmt_interval
-    from miniseries.store import open_store
-    from miniseries.study import held_out_prediction
+    from miniseries.store.db import open_store
+    from miniseries.study.results import held_out_prediction
+    from miniseries.study.seed_noise import seed_noise
 
     key = f"budget:{cfg.heldout_budget:g}"
     with open_store(cfg.project) as store:
@@ -243,7 +245,7 @@ def predict_held_out(cfg: DemoConfig, log=print):
             try:
                 pred = held_out_prediction(
                     rows, cfg.heldout_budget, cfg.convention, cfg.n_bootstrap,
-                    preset=get_preset(cfg.preset), window=cfg.window,
+                    preset=cfg.preset, window=cfg.window,
                     noise=seed_noise(cfg.project),
                 )  # fmt: skip
             except UserError as e:  # say so, go on: the report shows the profiles that caused it
@@ -267,7 +269,7 @@ def predict_held_out(cfg: DemoConfig, log=print):
 
 def headline(result: dict) -> str:
     """What the demo prints last: where the report is, the laws, the verdicts, the timings."""
-    from miniseries.render import fmt_interval
+    from miniseries.formatting import fmt_interval
 
     report = result["report"]
     lines = [f"report: {report.html_path}  (and {report.md_path})"]

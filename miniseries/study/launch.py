@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from miniseries.errors import UserError
-from miniseries.run_folder import LOCK, stage_output
+from miniseries.train.run_folder import LOCK, stage_output
 
 ERROR_LINES = 15  # stderr lines kept in a failed run's `error`
 LAUNCHERS = ("auto", "fork", "spawn")
@@ -38,15 +38,15 @@ PR_SET_PDEATHSIG = 1
 PRELOAD = (
     "torch",
     "torch._dynamo",
-    "miniseries.train",
-    "miniseries.model",
-    "miniseries.optim",
+    "miniseries.train.trainer",
+    "miniseries.train.model",
+    "miniseries.train.optim",
     "miniseries.data.loader",
     "miniseries.data.defaults",
-    "miniseries.evaluate.bpb",
-    "miniseries.mfu",
-    "miniseries.tokenizer",
-    "miniseries.run_folder",
+    "miniseries.train.bpb",
+    "miniseries.train.mfu",
+    "miniseries.data.tokenizer",
+    "miniseries.train.run_folder",
     "miniseries.evaluate.core",
 )
 _native_at_preload: int | None = None  # threads Python doesn't know of, right after preload()

@@ -6,7 +6,7 @@ import os
 
 from miniseries.errors import UserError
 from miniseries.paths import atomic_write_bytes, atomic_write_text
-from miniseries.store import Store
+from miniseries.store.db import Store
 
 
 def export_csv(store: Store, path: str | os.PathLike, table: str = "runs") -> int:

@@ -1,7 +1,7 @@
 """The extrapolation table as data and as text: rows of plain numbers (for JSON and CSV) and the
 same rows as cells — every number with its interval, both forms where they disagree, and how far
 past the data the row is — for the terminal (rich), Markdown and the report. Built by
-miniseries/extrapolate.py.
+miniseries/report/extrapolate.py.
 """
 
 import csv
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from miniseries.render import fmt_count, fmt_hours, fmt_sci, fmt_usd
+from miniseries.formatting import fmt_count, fmt_hours, fmt_sci, fmt_usd
 
 
 @dataclass

@@ -8,7 +8,7 @@ import math
 from dataclasses import asdict, replace
 
 from miniseries.accounting import param_counts
-from miniseries.config import MAX_DEPTH, check_convention, get_preset, model_config
+from miniseries.config import MAX_DEPTH, Preset, check_convention, model_config
 from miniseries.errors import UserError
 from miniseries.laws.base import LEVEL, Interval, Prediction, Run, n_label
 from miniseries.laws.isoflop import fit_isoflop
@@ -16,7 +16,7 @@ from miniseries.laws.outcome import outcome_interval
 from miniseries.laws.parametric import fit_parametric
 from miniseries.paths import store_path
 from miniseries.plan import Plan, plan_for_flops, plan_isoflop
-from miniseries.store import open_store
+from miniseries.store.db import open_store
 
 FIT_KIND = "isoflop_laws"  # the store's kind for a saved isoFLOP + parametric fit
 WINDOW = 5  # depths an isoFLOP profile samples around a predicted optimum
@@ -161,9 +161,7 @@ def latest_fit(project, convention: str | None = None) -> dict | None:
         return store.latest_fit(FIT_KIND, convention)
 
 
-def default_ratio(
-    project, convention: str | None, preset_name: str
-) -> tuple[float, str | None, str]:
+def default_ratio(project, convention: str | None, preset: Preset) -> tuple[float, str | None, str]:
     """(ratio, convention, where it came from) when no ratio is given: D*/N* of the latest stored
     fit, else the preset's ratio."""
     fit = latest_fit(project, convention)
@@ -172,7 +170,6 @@ def default_ratio(
         if ratio is not None and math.isfinite(ratio):
             conv = fit["fit"]["convention"]
             return ratio, conv, f"D*/N* of isoFLOP fit #{fit['fit_id']} ({fit['created_at']})"
-    preset = get_preset(preset_name)
     conv = convention or preset.convention
     return preset.ratio, conv, f"the {preset.name} preset's default (no isoFLOP fit in the store)"
 

@@ -1,5 +1,5 @@
 """An ablation as two lines: tune each arm's learning rate, run the same isoFLOP design for both,
-compare the two fitted families (miniseries/compare.py), and write down what it says.
+compare the two fitted families (miniseries/laws/compare.py), and write down what it says.
 
 The shipped one is ``optimizer``: Muon (the baseline) against AdamW everywhere, the question
 nanochat left open — is the compute-optimal tokens:params ratio of ~8 (Chinchilla: ~20) Muon's
@@ -7,7 +7,7 @@ doing, or an artifact of small scale? Both arms get:
 
 1. their own LR sweep over the design's depths (first, middle, last), at a grid wide enough for
    either optimizer; the arm then trains at the sweep's common multiplier;
-2. the same isoFLOP design: every budget's window of depths from the rule in fits.depth_window,
+2. the same isoFLOP design: every budget's window of depths from the rule stored_fits.depth_window,
    centred on the preset ratio's N* (the same for both arms: neither arm's fit places it);
 3. the comparison (a, b, the ratio under each convention, their differences, the effective
    compute multiplier) and the report, whose comparison section draws both lines.
@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from miniseries.config import get_preset
+from miniseries.config import CPU, Preset
 from miniseries.errors import UserError
 
 # what an ablation varies -> its arms, baseline first: (study name, run settings)
@@ -30,7 +30,7 @@ LR_MULTS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0)  # wide: AdamW's best ma
 @dataclass
 class AblationConfig:
     project: str = "ablation"
-    preset: str = "cpu"
+    preset: Preset = CPU  # resolved once, by the caller (the CLI)
     budgets: tuple[float, ...] = (2e11, 3e11, 4.5e11)
     window: int = 6  # depths per profile: room on both sides if an arm moves the optimum
     lr_steps: int = 300
@@ -50,9 +50,9 @@ class AblationConfig:
 def design(cfg: AblationConfig) -> dict[float, list[int]]:
     """The isoFLOP design both arms train: each budget's window, by the rule, around the N* the
     preset's ratio gives (no arm's fit places it)."""
-    from miniseries.fits import depth_window, planned_n_opt
+    from miniseries.study.stored_fits import depth_window, planned_n_opt
 
-    preset = get_preset(cfg.preset).with_overrides(**cfg.overrides)
+    preset = cfg.preset.with_overrides(**cfg.overrides)
     out = {}
     for c in sorted(cfg.budgets):
         n_opt, _ = planned_n_opt([], c, preset, cfg.convention)
@@ -64,14 +64,14 @@ def run_ablation(cfg: AblationConfig, what: str = "optimizer", log=print) -> dic
     """Tune, sweep and compare both arms; write the report and PROJECT/ablation.md."""
     # numpy and the pipeline load here and in the functions below, not when the CLI builds its
     # --help (which reads this module's ARMS and AblationConfig)
-    from miniseries.compare import format_comparison
-    from miniseries.demo import prepare_data
-    from miniseries.lines import compare_inputs
-    from miniseries.lr_sweep import default_depths, lr_sweep_specs, run_lr_sweep
+    from miniseries.jobs.demo import prepare_data
+    from miniseries.jobs.lr_sweep import default_depths, lr_sweep_specs, run_lr_sweep
+    from miniseries.laws.compare import format_comparison
     from miniseries.paths import atomic_write_text
-    from miniseries.report import write_report
-    from miniseries.runspec import isoflop_specs
-    from miniseries.sweep import execute
+    from miniseries.report.project_report import write_report
+    from miniseries.study.compare_sides import compare_inputs
+    from miniseries.study.runspec import isoflop_specs
+    from miniseries.study.sweep import execute
 
     if what not in ARMS:
         raise UserError(f"unknown ablation {what!r}; choose from {', '.join(ARMS)}")
@@ -120,8 +120,8 @@ def run_ablation(cfg: AblationConfig, what: str = "optimizer", log=print) -> dic
 def ablation_markdown(what, c, tuned: dict, windows: dict, wall_s: float) -> str:
     """The answer at this scale (``c``: a compare.Comparison), in words decided by the
     intervals (a rule, not a reading)."""
+    from miniseries.formatting import fmt_interval
     from miniseries.laws.base import n_label
-    from miniseries.render import fmt_interval
 
     a, b = c.names
     fa, fb = c.fits if len(c.fits) == 2 else (None, None)
@@ -169,7 +169,7 @@ def ablation_markdown(what, c, tuned: dict, windows: dict, wall_s: float) -> str
 
 
 def _reading(c, fa, fb) -> list[str]:
-    from miniseries.render import fmt_interval
+    from miniseries.formatting import fmt_interval
 
     a, b = c.names
     r = c.ratio_b_over_a

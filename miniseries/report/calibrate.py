@@ -13,16 +13,16 @@
 2. A trained series gives (FLOPs, CORE[, bpb]) points. First the series is checked for CORE that
    is indistinguishable from chance (tiny models score ~0): then no CORE curve is made and the
    caller extrapolates bpb alone. Otherwise CORE (and bpb) are fitted against FLOPs by
-   ``miniseries.compute_laws``, which picks among forms by forward validation.
+   ``miniseries.laws.flops_laws``, which picks among forms by forward validation.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from miniseries import reference as ref
-from miniseries.compute_laws import BpbFit, CoreFit, as_series, fit_bpb_law, fit_core_law
 from miniseries.errors import UserError
+from miniseries.laws.flops_laws import BpbFit, CoreFit, as_series, fit_bpb_law, fit_core_law
+from miniseries.report import reference as ref
 
 # ---------------------------------------------------------------------------------------------
 # 1. GPT-3 CORE from GPT-2 calibration

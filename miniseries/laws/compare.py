@@ -24,9 +24,9 @@ import numpy as np
 
 from miniseries.config import check_convention
 from miniseries.errors import UserError
+from miniseries.formatting import fmt, fmt_bounds, fmt_interval
 from miniseries.laws.base import LEVEL, Interval, Run, clean_json, n_label
 from miniseries.laws.isoflop import ScalingFit, fit_isoflop
-from miniseries.render import fmt, fmt_bounds, fmt_interval
 
 # ---------------------------------------------------------------------------------------------
 # The result

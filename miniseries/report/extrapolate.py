@@ -25,12 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from miniseries import reference as ref
-from miniseries.calibrate import ChanceVerdict
-from miniseries.compute_laws import BpbFit, CoreFit
-from miniseries.cost_table import Table
 from miniseries.errors import UserError
 from miniseries.laws.base import LEVEL, Interval
+from miniseries.laws.flops_laws import BpbFit, CoreFit
+from miniseries.report import reference as ref
+from miniseries.report.calibrate import ChanceVerdict
+from miniseries.report.extrapolation_table import Table
 
 SANITY_FACTOR = 10.0
 """GPT-3 175B's predicted FLOPs must be within this factor of its real 3.14e23. The SPEC's test is
@@ -126,8 +126,8 @@ class ScalingLaws:
 
 
 def default_targets() -> dict[str, float]:
-    """GPT-2's measured CORE and GPT-3's estimated CORE (miniseries.calibrate)."""
-    from miniseries.calibrate import calibrate_gpt3
+    """GPT-2's measured CORE and GPT-3's estimated CORE (miniseries.report.calibrate)."""
+    from miniseries.report.calibrate import calibrate_gpt3
 
     out = dict(ref.gpt2_core_targets())
     out.update({e.name: e.final for e in calibrate_gpt3().estimates})

@@ -66,8 +66,8 @@ class RunCost:
 
 
 def gpu_peak(value: str) -> float:
-    """--gpu-peak: a number of FLOP/s, or a GPU name from miniseries.mfu's table (H100, A100...)."""
-    from miniseries.mfu import CUDA_PEAKS, cuda_peak
+    """--gpu-peak: a number of FLOP/s, or a GPU name from train/mfu.py's table (H100, A100...)."""
+    from miniseries.train.mfu import CUDA_PEAKS, cuda_peak
 
     try:
         return float(value)
@@ -81,7 +81,7 @@ def gpu_peak(value: str) -> float:
 
 def measured_mfu(project: str) -> float:
     """The median MFU of the finished runs in PROJECT's store (`--mfu measured`)."""
-    from miniseries.store import open_store
+    from miniseries.store.db import open_store
 
     with open_store(project, create=False) as store:
         mfus = [r["mfu"] for r in store.list_runs(status="done") if r.get("mfu")]
@@ -128,12 +128,11 @@ def shape_key(spec) -> tuple:
 def _time_steps(spec, steps: int) -> float:
     import torch
 
-    from miniseries.config import get_preset
-    from miniseries.model import GPT
-    from miniseries.optim import OptimConfig, build_optimizers
-    from miniseries.train import grad_accum_steps
+    from miniseries.train.model import GPT
+    from miniseries.train.optim import OptimConfig, build_optimizers
+    from miniseries.train.trainer import grad_accum_steps
 
-    preset = get_preset(spec.preset).with_overrides(**spec.overrides)
+    preset = spec.preset_config()
     torch.manual_seed(0)
     model = GPT(preset.model_config(spec.depth))
     opts = build_optimizers(model, OptimConfig.from_preset(preset))
@@ -154,11 +153,10 @@ def _time_steps(spec, steps: int) -> float:
 def cpu_costs(specs, step_s: dict[tuple, float], compile_cached: bool = True) -> list[RunCost]:
     """Each run on one worker of this CPU: steps, validation passes, start-up and compiling (cold
     for the first run of a shape when the compile cache does not have it)."""
-    from miniseries.config import get_preset
 
     seen, out = set(), []
     for s in specs:
-        preset = get_preset(s.preset).with_overrides(**s.overrides)
+        preset = s.preset_config()
         key = shape_key(s)
         eager = step_s[key]
         plan = s.plan()

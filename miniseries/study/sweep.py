@@ -7,7 +7,7 @@ the row that is already there instead of training again.
 
 `execute` trains each spec in its own process (one per CPU share, GPU, or group of GPUs under
 torchrun; or Slurm jobs through submitit): on CPU a fork of the sweep, which imported torch once,
-else ``python -m miniseries train --config runs/<id>/train_config.json`` (see `miniseries.launch`).
+else ``python -m miniseries train --config runs/<id>/train_config.json`` (see study/launch.py).
 Runs start longest first, so that the last minutes of a sweep are not one long run with every
 other slot idle. Robustness, in order of need:
 
@@ -31,9 +31,11 @@ from pathlib import Path
 
 from rich.progress import TextColumn
 
-from miniseries import run_folder
 from miniseries.errors import UserError
-from miniseries.launch import (
+from miniseries.paths import atomic_write_text, runs_dir
+from miniseries.progress import progress_bar
+from miniseries.store.db import Store, now, open_store
+from miniseries.study.launch import (
     Slot,
     choose_launcher,
     fork_safe,
@@ -43,10 +45,8 @@ from miniseries.launch import (
     preload,
     slurm_executor,
 )
-from miniseries.paths import atomic_write_text, runs_dir
-from miniseries.progress import progress_bar
-from miniseries.runspec import RunSpec
-from miniseries.store import Store, now, open_store
+from miniseries.study.runspec import RunSpec
+from miniseries.train import run_folder
 
 CURVE_POINTS = 200  # train-loss points kept per run (every val_bpb point is kept)
 DEFAULT_CORE_CAP = 200  # --core without a number: examples per task
@@ -136,7 +136,7 @@ def execute(
     Raises SweepFailed on the first failure with ``fail_fast``; otherwise failures are recorded
     (status 'failed', error = the tail of stderr) and the rest go on. ``launcher``: 'fork' (CPU
     runs forked from this process after it imports torch once), 'spawn' (a fresh
-    ``python -m miniseries`` per run) or 'auto' (fork where it is safe; see `miniseries.launch`).
+    ``python -m miniseries`` per run) or 'auto' (fork where it is safe; see study/launch.py).
     """
     torch_was_loaded = "torch" in sys.modules  # before make_slots, which may import it
     if executor not in ("local", "slurm"):
@@ -361,7 +361,7 @@ def logged_flops(run_dir: Path) -> float:
 def train_run(spec: RunSpec, run_dir: Path, threads: int | None) -> None:
     """Train (or resume) one run into its folder: what a forked worker does, and what
     ``miniseries train --config`` does with the spec's train config in a fresh process."""
-    from miniseries.train import train
+    from miniseries.train.trainer import train
 
     run_dir.mkdir(parents=True, exist_ok=True)
     s = train(spec.train_config(run_dir, threads), progress=False)

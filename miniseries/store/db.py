@@ -25,7 +25,7 @@ from pathlib import Path
 
 from miniseries.errors import UserError
 from miniseries.paths import store_path
-from miniseries.store_migrations import fit_v2, prediction_v2
+from miniseries.store.migrations import fit_v2, prediction_v2
 
 SCHEMA_VERSION = 2  # 2: Interval / Prediction shapes; predictions immutable, one row each
 BUSY_TIMEOUT_MS = 30_000

@@ -17,8 +17,8 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-from miniseries.crossing import Curve
 from miniseries.laws.base import n_label
+from miniseries.laws.crossing import Curve
 from miniseries.laws.isoflop import ScalingFit
 from miniseries.paths import atomic_write_bytes
 

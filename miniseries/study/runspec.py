@@ -1,16 +1,16 @@
 """What to run: a `RunSpec` is one training run, identified by everything that determines its
 result; `isoflop_specs` and `series_specs` turn budgets or a ratio into specs (whole optimizer
-steps). The sweep executor (miniseries/sweep.py) trains them.
+steps). The sweep executor (miniseries/study/sweep.py) trains them.
 """
 
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from miniseries.config import PRESET_FIELDS, get_preset
+from miniseries.config import CPU, PRESET_FIELDS, Preset, get_preset
 from miniseries.errors import UserError
 from miniseries.plan import Plan, plan_for_depth, plan_for_steps, plan_isoflop
-from miniseries.store import run_id
+from miniseries.store.db import run_id
 
 NOT_IDENTITY = ("threads",)  # overrides that change speed, not the result
 # Run-time estimate for longest-first scheduling: steps x (STEP_S + FLOPs per step / PEAK_FLOPS).
@@ -66,16 +66,20 @@ class RunSpec:
         d["overrides"] = {k: v for k, v in self.overrides.items() if k not in NOT_IDENTITY}
         # the model actually trained: a preset whose family changes (the cpu preset's heads did)
         # gives new ids, so a project never mixes runs of the old family into the new one's fits
-        d["model"] = _preset(self.preset, self.overrides).model_config(self.depth).to_dict()
+        d["model"] = self.preset_config().model_config(self.depth).to_dict()
         return d
 
     @property
     def run_id(self) -> str:
         return run_id(self.identity())
 
+    def preset_config(self) -> Preset:
+        """The preset this run trains with, its overrides applied. A spec is a record (stored, sent
+        to workers as JSON), so it names its preset; this is the one place the name is resolved."""
+        return get_preset(self.preset).with_overrides(**self.overrides)
+
     def plan(self) -> Plan:
-        preset = get_preset(self.preset).with_overrides(**self.overrides)
-        return plan_for_steps(self.depth, self.steps, preset, self.convention)
+        return plan_for_steps(self.depth, self.steps, self.preset_config(), self.convention)
 
     def train_fields(self, out: str | os.PathLike, threads: int | None = None) -> dict:
         """The trainer's config for this run as plain fields (`TrainConfig`'s names): what a
@@ -91,7 +95,7 @@ class RunSpec:
 
     def train_config(self, out: str | os.PathLike, threads: int | None = None):
         """The trainer's config for this run (what a forked worker trains)."""
-        from miniseries.train import TrainConfig  # torch: only where a run is trained
+        from miniseries.train.trainer import TrainConfig  # torch: only where a run is trained
 
         return TrainConfig(**self.train_fields(out, threads))
 
@@ -112,17 +116,14 @@ class RunSpec:
         return f"d{self.depth}{budget} ({self.steps} steps, {self.run_id})"
 
 
-def _preset(preset: str, overrides: dict | None):
-    return get_preset(preset).with_overrides(**(overrides or {}))
-
-
 def isoflop_specs(
-    budgets, depths, preset: str = "cpu", *, data: str, tokenizer: str, overrides=None,
+    budgets, depths, preset: Preset = CPU, *, data: str, tokenizer: str, overrides=None,
     min_steps: int | None = None, study: str | None = None, log=print, **kw,
 ) -> list[RunSpec]:  # fmt: skip
     """Each depth at each budget for exactly the whole steps the budget buys. Depths whose
-    horizon is under ``min_steps`` (default: the preset's) are skipped with a note."""
-    p = _preset(preset, overrides)
+    horizon is under ``min_steps`` (default: the preset's) are skipped with a note. ``preset`` is
+    the named preset; ``overrides`` (part of every run's identity) are applied to it here."""
+    p = preset.with_overrides(**(overrides or {}))
     min_steps = p.min_steps if min_steps is None else min_steps
     specs = []
     for c in budgets:
@@ -142,11 +143,11 @@ def isoflop_specs(
 
 
 def series_specs(
-    depths, ratio: float | None, preset: str = "cpu", *, data: str, tokenizer: str,
+    depths, ratio: float | None, preset: Preset = CPU, *, data: str, tokenizer: str,
     overrides=None, study: str | None = None, **kw,
 ) -> list[RunSpec]:  # fmt: skip
     """Each depth trained to ratio x params tokens (params counted by ``convention``)."""
-    p = _preset(preset, overrides)
+    p = preset.with_overrides(**(overrides or {}))
     return [
         _spec(
             plan_for_depth(d, p, ratio, kw.get("convention")),
@@ -165,6 +166,6 @@ def series_specs(
 
 def _spec(plan, kind, budget, preset, data, tokenizer, overrides, study, kw) -> RunSpec:
     return RunSpec(
-        depth=plan.depth, steps=plan.steps, data=data, tokenizer=tokenizer, preset=preset,
+        depth=plan.depth, steps=plan.steps, data=data, tokenizer=tokenizer, preset=preset.name,
         overrides=dict(overrides or {}), kind=kind, study=study, budget=budget, **kw,
     )  # fmt: skip

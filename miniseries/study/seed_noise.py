@@ -11,31 +11,31 @@ import math
 
 import numpy as np
 
-from miniseries.config import get_preset
+from miniseries.config import Preset
 from miniseries.errors import UserError
 from miniseries.paths import store_path
 from miniseries.plan import plan_isoflop
-from miniseries.runspec import RunSpec
-from miniseries.store import open_store
+from miniseries.store.db import open_store
+from miniseries.study.runspec import RunSpec
 
 FIT_KIND = "seed_noise"
 
 
 def noise_specs(
-    budget: float, depth: int, seeds: int, preset: str, data: str, tokenizer: str, **kw
+    budget: float, depth: int, seeds: int, preset: Preset, data: str, tokenizer: str, **kw
 ) -> list[RunSpec]:
     """The run of ``depth`` on the isoFLOP profile of ``budget``, once per seed 0..seeds-1."""
     if seeds < 2:
         raise UserError(f"--seeds must be at least 2 to measure a spread, got {seeds}")
     overrides = kw.pop("overrides", {})
-    plan = plan_isoflop(depth, budget, get_preset(preset).with_overrides(**overrides))
+    plan = plan_isoflop(depth, budget, preset.with_overrides(**overrides))
     return [
         RunSpec(
             depth=depth,
             steps=plan.steps,
             data=data,
             tokenizer=tokenizer,
-            preset=preset,
+            preset=preset.name,
             overrides=dict(overrides),
             seed=s,
             kind="noise",

@@ -2,7 +2,7 @@
 
 Nothing here is measured by miniseries. GPT-2's CORE and per-task centered accuracies were measured
 by nanochat on the public GPT-2 weights; GPT-3 has no public weights, so only the accuracies its
-paper reports exist, and its CORE has to be *estimated* (see miniseries.calibrate). The figures
+paper reports exist, and its CORE has to be *estimated* (see report/calibrate.py). The figures
 were checked against ``reference/gpt3_core_inputs.csv`` (shared data, not in this repository);
 each constant names the CSV row's source cell.
 

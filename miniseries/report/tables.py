@@ -1,6 +1,6 @@
 """The report's tables: store rows and fitted objects -> (columns, rows of formatted text).
 
-Every number goes through the formatters in miniseries.render, so the report and the commands
+Every number goes through the formatters in miniseries.report.render, so the report and the commands
 print it the same way.
 """
 
@@ -8,8 +8,9 @@ import math
 
 import numpy as np
 
+from miniseries.formatting import fmt, fmt_count, fmt_interval
 from miniseries.laws.base import CONVENTION_NAMES, Prediction
-from miniseries.render import core_text, fmt, fmt_count, fmt_interval
+from miniseries.report.render import core_text
 
 
 def _opt(v, spec: str = ".3g") -> str:

@@ -11,10 +11,10 @@ from pathlib import Path
 from miniseries.accounting import param_counts
 from miniseries.config import model_config
 from miniseries.errors import UserError
-from miniseries.fits import WINDOW, depth_window, predict_at, runs_for_fit
 from miniseries.laws.base import Prediction, Run
 from miniseries.laws.isoflop import fit_vertex
 from miniseries.paths import store_path
+from miniseries.study.stored_fits import WINDOW, depth_window, predict_at, runs_for_fit
 
 # The command that makes each kind of run (said in place of a section that has no data yet).
 HINTS = {
@@ -60,7 +60,7 @@ def load_study(project: str | os.PathLike) -> Study:
     study = Study(project)
     if not store_path(project).exists():
         return study
-    from miniseries.store import open_store
+    from miniseries.store.db import open_store
 
     with open_store(project, create=False) as store, store.snapshot():
         study.runs = store.list_runs()
@@ -100,7 +100,7 @@ def held_out_prediction(
     """Fit the laws on the budgets below ``budget`` and predict its optimum.
 
     What will be measured there is the parabola vertex over a window of sizes: with a ``preset``
-    the window is the rule's (``fits.depth_window`` around the predicted N*, recorded in the
+    the window is the rule's (``stored_fits.depth_window`` around the predicted N*, recorded in the
     prediction's plan), or ``window_params`` give its sizes; either way the prediction carries the
     prediction interval of that vertex. ``runs``: store rows (dicts) or laws Run objects. The demo
     stores the result before training ``budget`` (``add_prediction("budget:C", ...)``).
@@ -128,8 +128,8 @@ def predict_budget(
     D*, the law's L* with its CI, and the PI of the vertex the rule's window of depths will
     measure. Returns (the stored row, whether any run at that budget had already started — then
     the prediction is not blind, and says so). A new prediction never replaces an older one."""
-    from miniseries.noise import seed_noise
-    from miniseries.store import open_store
+    from miniseries.store.db import open_store
+    from miniseries.study.seed_noise import seed_noise
 
     key = f"budget:{budget:g}"
     with open_store(project, create=False) as store:  # nothing to predict from: say so, make none

@@ -102,8 +102,8 @@ def load_checkpoint(
 def load_run(run_dir: str | os.PathLike, device: str = "cpu"):
     """(model in eval mode, tokenizer) of a finished run, for sampling and CORE."""
     from miniseries.config import ModelConfig
-    from miniseries.model import GPT
-    from miniseries.tokenizer import Tokenizer
+    from miniseries.data.tokenizer import Tokenizer
+    from miniseries.train.model import GPT
 
     run = Path(run_dir)
     if not (run / CONFIG).exists() or not (run / CHECKPOINT).exists():

@@ -27,13 +27,13 @@ import torch
 import torch.distributed as dist
 from rich.progress import TextColumn, TimeRemainingColumn
 
-from miniseries import run_folder
 from miniseries.accounting import param_counts
 from miniseries.config import Preset, get_preset
 from miniseries.errors import UserError
 from miniseries.paths import cache_dir
 from miniseries.plan import Plan, plan_for_depth, plan_for_steps, plan_isoflop
 from miniseries.progress import progress_bar
+from miniseries.train import run_folder
 
 
 @dataclass
@@ -63,7 +63,7 @@ class TrainConfig:
     device: str = "auto"
     grad_sync: str = "ddp"  # ddp (bucketed, overlapped) | allreduce (reference: per parameter)
     overrides: dict = field(default_factory=dict)  # Preset fields (vocab_size, seq_len, ...)
-    # Labels, not the result: a W&B project to log to (None: off; see miniseries/wandb_log.py),
+    # Labels, not the result: a W&B project to log to (None: off; see train/wandb_log.py),
     # and the run's kind and study (its W&B job type and group).
     wandb: str | None = None
     kind: str = "single"
@@ -82,11 +82,13 @@ class TrainConfig:
         except TypeError as e:  # a required field is missing
             raise UserError(f"incomplete train config: {e}") from None
 
-    def preset_obj(self) -> Preset:
+    def preset_config(self) -> Preset:
+        """The preset this run trains with, overrides applied (a TrainConfig is a record: it is
+        written to train_config.json, so it names its preset; the name is resolved here)."""
         return get_preset(self.preset).with_overrides(**self.overrides)
 
     def plan(self) -> Plan:
-        preset = self.preset_obj()
+        preset = self.preset_config()
         given = [x is not None for x in (self.ratio, self.flops, self.steps)]
         if sum(given) > 1:
             raise UserError("give only one of --ratio, --flops, --steps to set the horizon")
@@ -188,13 +190,13 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, progress: bool = True):
         from miniseries.data.loader import TrainLoader, val_rows
-        from miniseries.memory import check_fits, estimate
-        from miniseries.model import GPT
-        from miniseries.optim import OptimConfig, build_optimizers
-        from miniseries.tokenizer import Tokenizer
+        from miniseries.data.tokenizer import Tokenizer
+        from miniseries.train.memory import check_fits, estimate
+        from miniseries.train.model import GPT
+        from miniseries.train.optim import OptimConfig, build_optimizers
 
         self.cfg, self.progress = cfg, progress
-        self.preset = preset = cfg.preset_obj()
+        self.preset = preset = cfg.preset_config()
         self.plan = cfg.plan()
         self.device = pick_device(cfg.device)
         self.rank, self.world = rank_and_world()  # train() joined torchrun's group, if any
@@ -317,15 +319,15 @@ class Trainer:
         return loss_value
 
     def evaluate(self) -> float:
-        from miniseries.evaluate.bpb import evaluate_bpb
+        from miniseries.train.bpb import evaluate_bpb
 
         with self.autocast:
             return evaluate_bpb(self.model, self.val, self.token_bytes, self.rows * 2, self.device)
 
     # ---- the loop ----------------------------------------------------------------------------
     def run(self) -> dict:
-        from miniseries.mfu import peak_flops
-        from miniseries.optim import set_schedule
+        from miniseries.train.mfu import peak_flops
+        from miniseries.train.optim import set_schedule
 
         t_start = time.time()
         self.out.mkdir(parents=True, exist_ok=True)
@@ -396,7 +398,7 @@ class Trainer:
         if self.rank == 0:
             run_folder.append_log(self.out, record)
             if self.wandb is not None:  # the same record: W&B's history is log.jsonl
-                from miniseries.wandb_log import log_record
+                from miniseries.train.wandb_log import log_record
 
                 log_record(self.wandb, record)
 
@@ -447,7 +449,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         trainer = Trainer(cfg, progress)
         if not cfg.wandb or trainer.rank != 0:
             return trainer.run()
-        from miniseries.wandb_log import training_run  # imports wandb: only when asked for
+        from miniseries.train.wandb_log import training_run  # imports wandb: only when asked for
 
         with training_run(cfg, trainer.config(), announce=progress) as trainer.wandb:
             summary = trainer.run()

@@ -5,7 +5,7 @@ Every section reads the store, fits what it can and says so; a section whose run
 says which command makes them instead of failing. The headline is filled in by the sections as
 they go (the fitted exponents, the crossing verdict, the held-out check, the LR transfer), so the
 first screen of the report answers "did it work?". The tables are built in
-``miniseries.report_tables`` and rendered to Markdown and HTML by ``miniseries.render``.
+``miniseries.report.tables`` and rendered to Markdown and HTML by ``miniseries.report.render``.
 No torch here: a report can be made on a laptop from a store copied off a GPU box.
 """
 
@@ -14,20 +14,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from miniseries import report_tables as rt
-from miniseries.calibrate import calibrate_gpt3, core_standard_error, fit_series
 from miniseries.config import CONVENTIONS, check_convention
-from miniseries.crossing import CORE_TOL, LOSS_TOL, Curve, check
 from miniseries.errors import UserError
 from miniseries.evaluate.bundle import CORE_TASKS
-from miniseries.extrapolate import ScalingLaws, extrapolation_table
-from miniseries.fits import runs_for_fit
+from miniseries.formatting import fmt_interval
 from miniseries.laws.base import CONVENTION_NAMES, LEVEL, Prediction, group_budgets, n_label
+from miniseries.laws.crossing import CORE_TOL, LOSS_TOL, Curve, check
 from miniseries.laws.isoflop import fit_isoflop
+from miniseries.laws.lr_transfer import transfer_check
 from miniseries.laws.parametric import fit_parametric
-from miniseries.lines import compare_inputs, studies_to_compare
 from miniseries.paths import atomic_write_text
-from miniseries.plots import (
+from miniseries.report import tables as rt
+from miniseries.report.calibrate import calibrate_gpt3, core_standard_error, fit_series
+from miniseries.report.extrapolate import ScalingLaws, extrapolation_table
+from miniseries.report.plots import (
     plot_budget_curves,
     plot_compare,
     plot_curves,
@@ -36,8 +36,9 @@ from miniseries.plots import (
     plot_optima,
     plot_series,
 )
-from miniseries.render import Section, fmt_interval, to_html, to_markdown
-from miniseries.study import (
+from miniseries.report.render import Section, to_html, to_markdown
+from miniseries.study.compare_sides import compare_inputs, studies_to_compare
+from miniseries.study.results import (
     Study,
     blind_check,
     default_convention,
@@ -45,7 +46,7 @@ from miniseries.study import (
     load_study,
     measured_optimum,
 )
-from miniseries.transfer import transfer_check
+from miniseries.study.stored_fits import runs_for_fit
 
 # ---------------------------------------------------------------------------------------------
 # The report
@@ -553,7 +554,7 @@ def gpt3_blocks(s: Section) -> None:
 
 
 def notes_section(convention: str) -> Section:
-    """The footer: conventions, definitions, and citations for miniseries/reference.py."""
+    """The footer: conventions, definitions, and citations for miniseries/report/reference.py."""
     s = Section("notes", "Notes and definitions")
     s.ul(rt.notes_items(convention))
     return s

@@ -1,5 +1,5 @@
 """The LR sweep: a few depths at a grid of LR multipliers for one fixed horizon, then the transfer
-verdict (miniseries/transfer.py), stored in the project's store and drawn.
+verdict (miniseries/laws/lr_transfer.py), stored in the project's store and drawn.
 
 Which LRs a multiplier scales is the sweep's ``group``: all of them, the Muon (matrix) ones, or
 the AdamW (embedding and lm_head) ones. The store's ``lr_mult`` column records the multiplier each
@@ -9,13 +9,13 @@ run was trained at, whatever its group.
 from dataclasses import dataclass
 from pathlib import Path
 
-from miniseries.config import LR_GROUPS
+from miniseries.config import LR_GROUPS, Preset
 from miniseries.errors import UserError
-from miniseries.plots import plot_lr_sweep
-from miniseries.runspec import RunSpec
-from miniseries.store import open_store
-from miniseries.sweep import execute
-from miniseries.transfer import Verdict, transfer_check
+from miniseries.laws.lr_transfer import Verdict, transfer_check
+from miniseries.report.plots import plot_lr_sweep
+from miniseries.store.db import open_store
+from miniseries.study.runspec import RunSpec
+from miniseries.study.sweep import execute
 
 FIT_KIND = "lr_transfer"  # the store's kind for a transfer verdict
 
@@ -30,7 +30,7 @@ def lr_sweep_specs(
     steps: int,
     mults,
     group: str,
-    preset: str,
+    preset: Preset,
     data: str,
     tokenizer: str,
     overrides: dict,
@@ -47,7 +47,7 @@ def lr_sweep_specs(
             steps=steps,
             data=data,
             tokenizer=tokenizer,
-            preset=preset,
+            preset=preset.name,
             overrides=dict(overrides),
             kind="lr_sweep",
             study=f"lr-sweep:{group}" + ("" if optimizer == "muon" else f":{optimizer}"),

@@ -1,21 +1,21 @@
 """The two sides of a comparison, read: a runs CSV, a project, or a study in a project (the rule
 ``read_line`` states), and what differs between two lines' runs — the settings in their stored
 specs, and whether an arm that changed the optimizer had its learning rates tuned (an LR sweep
-stored for it). ``compare_inputs`` reads both sides and compares them (miniseries/compare.py).
+stored for it). ``compare_inputs`` reads both sides and compares them (miniseries/laws/compare.py).
 """
 
 import json
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 
-from miniseries.compare import Comparison, compare_lines
 from miniseries.config import CONVENTIONS, check_convention
 from miniseries.errors import UserError
-from miniseries.fits import runs_for_fit
 from miniseries.laws.base import Run, runs_from_csv
+from miniseries.laws.compare import Comparison, compare_lines
 from miniseries.paths import store_path
-from miniseries.runspec import RunSpec
-from miniseries.store import open_store
+from miniseries.store.db import open_store
+from miniseries.study.runspec import RunSpec
+from miniseries.study.stored_fits import runs_for_fit
 
 # Run settings that vary inside one line by design (depth, steps, budget, seed) or only name or
 # locate it (study, kind, data paths, the params-convention label): never "what differs".
