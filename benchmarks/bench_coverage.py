@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from miniseries.laws.base import drop_worst, group_budgets, runs_from_csv
+from miniseries.laws.fpt import FlopsPerToken
 from miniseries.laws.isoflop import fit_isoflop, fit_vertex
 from miniseries.laws.parametric import optimum
 from miniseries.study.stored_fits import predict_at, runs_for_fit
@@ -82,7 +83,7 @@ def law_cis(design, noise, families, n_boot):
     for seed in range(families):
         runs = synthetic_runs(budgets, per_budget=per, span=span, noise=noise, seed=seed)
         fit = fit_isoflop(runs, n_bootstrap=n_boot, seed=seed)
-        n, d, _ = optimum(LAW, fit.ratio_budget, 6.0)
+        n, d, _ = optimum(LAW, fit.ratio_budget, FlopsPerToken.six_nd())
         hits["a"] += fit.n_law.interval.contains(TRUE_A)
         hits["b"] += fit.d_law.interval.contains(1 - TRUE_A)
         hits["ratio"] += fit.ratio_interval.contains(float(d / n))

@@ -6,10 +6,11 @@ Parameters by category (see miniseries/train/model.py for the architecture):
   matrices     12 x depth x d_model^2 (per layer: q, k, v, out = 4 d^2; MLP 4x up + down = 8 d^2)
 RMSNorm is parameter-free and there are no biases, so these three are all the parameters.
 
-The three conventions people compare when they quote "params" (and a tokens:params ratio):
-  total     everything (nanochat's miniseries v1: ratio ~8)
-  kaplan    matrices + unembedding: non-embedding params as in Kaplan et al. (nanochat refit ~10.5)
-  matrices  transformer matrices only
+The conventions people compare when they quote "params" (and a tokens:params ratio):
+  total      everything (nanochat's miniseries v1: ratio ~8)
+  kaplan     matrices + unembedding: non-embedding params as in Kaplan et al. (nanochat refit ~10.5)
+  matrices   transformer matrices only
+  effective  FLOPs per token / 6: the FLOP-consistent count, under which C = 6 N D holds exactly
 
 Training FLOPs per token (nanochat's convention, which we adopt): 6 x (every matmul weight, lm_head
 included, embedding lookup excluded) for forward + backward, plus 12 x depth x d_model x seq_len for
@@ -27,6 +28,7 @@ class ParamCounts:
     embedding: int
     unembedding: int
     matrices: int
+    effective: int = 0  # flops_per_token / 6 (param_counts fills it in)
 
     @property
     def total(self) -> int:
@@ -46,12 +48,20 @@ class ParamCounts:
             "matrices": self.matrices,
             "total": self.total,
             "kaplan": self.kaplan,
+            "effective": self.effective,
         }
 
 
 def param_counts(cfg: ModelConfig) -> ParamCounts:
     d, v = cfg.d_model, cfg.padded_vocab
-    return ParamCounts(embedding=v * d, unembedding=v * d, matrices=12 * cfg.depth * d * d)
+    matrices = 12 * cfg.depth * d * d
+    return ParamCounts(
+        embedding=v * d,
+        unembedding=v * d,
+        matrices=matrices,
+        # matmul weights (lm_head included, lookup excluded) + attention's 12 L d T / 6
+        effective=(v * d + matrices) + 2 * cfg.depth * d * cfg.seq_len,
+    )
 
 
 def params(cfg: ModelConfig, convention: str = "total") -> int:
@@ -59,8 +69,7 @@ def params(cfg: ModelConfig, convention: str = "total") -> int:
 
 
 def flops_per_token(cfg: ModelConfig) -> int:
-    """Training (forward + backward) FLOPs per token, nanochat's convention (module docstring)."""
-    counts = param_counts(cfg)
-    matmul_weights = counts.matrices + counts.unembedding
-    attention = 12 * cfg.depth * cfg.d_model * cfg.seq_len
-    return 6 * matmul_weights + attention
+    """Training (forward + backward) FLOPs per token, nanochat's convention (module docstring):
+    6 x (matmul weights + attention's depth x d_model x seq_len x 2), i.e. 6 x the effective
+    count."""
+    return 6 * param_counts(cfg).effective

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from miniseries.errors import UserError
 
 MAX_DEPTH = 64
-CONVENTIONS = ("total", "kaplan", "matrices")
+CONVENTIONS = ("total", "kaplan", "matrices", "effective")  # accounting.py says what each counts
 # which LRs an LR multiplier scales -> the run setting that holds it (miniseries lr-sweep --group)
 LR_GROUPS = {"all": "lr_mult", "matrix": "matrix_lr_mult", "adam": "adam_lr_mult"}
 

@@ -25,6 +25,7 @@ class Plan:
     params_total: int
     params_kaplan: int
     params_matrices: int
+    params_effective: int  # flops_per_token / 6
     convention: str  # which count `ratio` divides by
     tokens: int
     ratio: float  # tokens / params[convention]
@@ -54,6 +55,7 @@ def _make_plan(preset: Preset, depth: int, steps: int, convention: str, target=N
         params_total=counts.total,
         params_kaplan=counts.kaplan,
         params_matrices=counts.matrices,
+        params_effective=counts.effective,
         convention=convention,
         tokens=tokens,
         ratio=tokens / counts.by_convention(convention),

@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 from miniseries.laws.base import Run
+from miniseries.laws.fpt import FlopsPerToken
 from miniseries.laws.parametric import optimum
 
 CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}  # Hoffmann et al.
@@ -25,7 +26,7 @@ def synthetic_runs(
     E, A, B, al, be = (law[k] for k in ("E", "A", "B", "alpha", "beta"))
     runs = []
     for c in budgets:
-        n_opt, _, _ = optimum((A, B, E, al, be), c, 6.0)
+        n_opt, _, _ = optimum((A, B, E, al, be), c, FlopsPerToken.six_nd())
         for n in n_opt * 10 ** np.linspace(-span, span, per_budget):
             d = c / (6 * n)
             loss = (E + A / n**al + B / d**be) * math.exp(noise * rng.standard_normal())

@@ -229,8 +229,11 @@ def test_cli_on_two_studies_in_one_project(tmp_path, capsys):
     assert "N (non-embedding params)" in out
     code, out, err = run_cli(["baseline", "adamw", "--project", str(project), "--json"], capsys)
     d = json.loads(out)
-    assert [r["convention"] for r in d["ratios"]] == ["total", "kaplan"]
-    for r in d["ratios"]:  # the planted shift moves no ratio: B/A's interval holds 1
+    # and the FLOP-equivalent count (FLOPs / 6 tokens), which every run with FLOPs has
+    assert [r["convention"] for r in d["ratios"]] == ["total", "kaplan", "effective"]
+    # the planted shift moves no ratio under counts of params (B's runs spend m x the FLOPs per
+    # token, so under the FLOP-equivalent count B's models are m x larger: that one moves)
+    for r in d["ratios"][:2]:
         assert r["b_over_a"]["lo"] <= 1 <= r["b_over_a"]["hi"]
     kaplan, total = d["ratios"][1]["ratio_a"]["point"], d["ratios"][0]["ratio_a"]["point"]
     assert kaplan / total == pytest.approx(1 / 0.8, rel=0.02)

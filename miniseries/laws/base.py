@@ -25,6 +25,7 @@ CONVENTION_NAMES = {
     "total": "total params",
     "kaplan": "non-embedding params",
     "matrices": "matrix params",
+    "effective": "FLOP-equivalent params, FLOPs/token / 6",
 }
 
 
@@ -209,7 +210,8 @@ def _cell(path, line: int, column: str, text: str | None, positive: bool = True)
 def runs_from_csv(path: str | os.PathLike, convention: str = "total") -> list[Run]:
     """Read runs from a CSV: params, loss, tokens and/or flops, optional budget, depth, name.
 
-    A column ``params_<convention>`` (e.g. params_kaplan) wins over ``params`` when present.
+    A column ``params_<convention>`` (e.g. params_kaplan) wins over ``params`` when present;
+    under ``effective`` without such a column, N = flops / (6 tokens).
     """
     check_convention(convention)
     try:
@@ -247,6 +249,8 @@ def runs_from_csv(path: str | os.PathLike, convention: str = "total") -> list[Ru
         d = _cell(path, line, "tokens", d_text) if d_text is not None else None
         c = _cell(path, line, "flops", c_text) if c_text is not None else 6 * n * d
         d = c / (6 * n) if d is None else d
+        if convention == "effective" and p_col == "params":  # N_eff = FLOPs per token / 6
+            n = c / (6 * d)
         b_text, depth = get(row, "budget"), get(row, "depth")
         runs.append(
             Run(

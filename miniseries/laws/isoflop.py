@@ -1,6 +1,9 @@
 """isoFLOP fits (Hoffmann et al. 2022, "Approach 2"): per budget C, a parabola of loss against
-log10 N whose vertex is N*(C); across budgets the power laws N* = k C^a, D* = k' C^b and
-L* = k_L C^s. Intervals come from a seeded bootstrap over runs within each budget. numpy only.
+log10 N whose vertex is N*(C), and D*(C) = C / fpt(N*) with the family's FLOPs per token; across
+budgets the power laws N* = k C^a, D* = k' C^b, and the loss at the optimum, floored:
+L*(C) = E + k C^-gamma with E the parametric fit's irreducible loss (the pure power law
+L* = k_L C^s is kept beside it, and shown where forward validation prefers it). Intervals come
+from a seeded bootstrap over runs within each budget. numpy only.
 """
 
 import math
@@ -11,6 +14,7 @@ import numpy as np
 from miniseries.config import check_convention
 from miniseries.errors import UserError
 from miniseries.laws.base import Interval, Prediction, Run, clean_json, group_budgets, n_label
+from miniseries.laws.fpt import FlopsPerToken
 
 
 @dataclass(frozen=True)
@@ -57,14 +61,35 @@ class PowerLaw:
 
 
 @dataclass(frozen=True)
+class FlooredLaw:
+    """L*(C) = E + k C^-gamma: the optimum's loss, which never goes below the irreducible E.
+
+    E comes from the parametric fit (every run informs it); k and gamma are the least-squares
+    line of log10(L* - E) against log10 C over the vertices above E. ``interval``: gamma's
+    bootstrap confidence interval (each resample's vertices with a parametric resample's E)."""
+
+    E: float
+    k: float
+    gamma: float
+    interval: Interval  # of gamma
+    n_points: int
+    preferred: bool  # forward validation (fit the smaller budgets, predict the largest) favours it
+    validation: dict  # the forward-validation errors of both forms, or why there was none
+
+    def __call__(self, flops):
+        return self.E + self.k * np.asarray(flops, float) ** -self.gamma
+
+    def to_dict(self) -> dict:
+        return clean_json(asdict(self))
+
+
+@dataclass(frozen=True)
 class ScalingFit:
     """isoFLOP vertices and the power laws across budgets.
 
-    The loss at the optimum is extrapolated as log-log linear, L* = k_L C^s, not as the saturating
-    E' + A' C^-gamma: a sweep affords 3-5 budgets, which leaves a 3-parameter fit 0-2 degrees of
-    freedom and E' unidentified, so its extrapolation is arbitrary. The line is honest over a
-    decade or two but optimistic far out (it never flattens); the parametric fit, which has an
-    irreducible loss E learned from every run, gives the saturating prediction.
+    The loss at the optimum: with a parametric fit, the floored L* = E + k C^-gamma (E from it,
+    not from the 3-5 vertices, which leave E unidentified); without one, the pure power law
+    L* = k_L C^s, honest over a decade or two but optimistic far out (it never flattens).
     """
 
     convention: str
@@ -80,6 +105,13 @@ class ScalingFit:
     samples: dict = field(default_factory=dict, repr=False, compare=False)
     # resamples dropped per budget and why, and lines left with under 2 budgets (_boot_vertices)
     resamples: dict = field(default_factory=dict, compare=False)
+    floor_law: FlooredLaw | None = None
+    fpt: FlopsPerToken | None = field(default=None, compare=False)
+
+    def loss_at(self, budget: float) -> float:
+        """L*(C): the floored law when there is one, else the pure power law."""
+        law = self.floor_law or self.loss_law
+        return float(law(budget))
 
     @property
     def ratio_trend(self) -> float:
@@ -90,11 +122,13 @@ class ScalingFit:
             raise UserError("the isoFLOP fit needs at least 2 usable budgets to predict")
         lc, s = math.log10(budget), self.samples
         boot = {k: 10 ** (s[f"logk_{k}"] + s[f"exp_{k}"] * lc) for k in ("n", "d", "l")}
+        if self.floor_law is not None:
+            boot["l"] = s["floor_E"] + 10 ** (s["logk_floor"] - s["gamma_floor"] * lc)
         return Prediction(
             budget=budget,
             n_opt=Interval.from_samples(float(self.n_law(budget)), boot["n"]),
             d_opt=Interval.from_samples(float(self.d_law(budget)), boot["d"]),
-            loss=Interval.from_samples(float(self.loss_law(budget)), boot["l"]),
+            loss=Interval.from_samples(self.loss_at(budget), boot["l"]),
             method="isoflop",
             convention=self.convention,
             fit_budgets=tuple(v.budget for v in self.vertices if v.usable),
@@ -122,7 +156,8 @@ class ScalingFit:
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "samples"}
         d |= {"n_label": n_label(self.convention), "ratio_trend": self.ratio_trend}
         d["vertices"] = [v.to_dict() for v in self.vertices]
-        for name in ("n_law", "d_law", "loss_law"):
+        d["fpt"] = self.fpt.to_dict() if self.fpt else None
+        for name in ("n_law", "d_law", "loss_law", "floor_law"):
             d[name] = d[name].to_dict() if d[name] else None
         for name in ("ratio_interval", "ratio_trend_interval"):
             d[name] = d[name].to_dict()
@@ -133,12 +168,16 @@ class ScalingFit:
 # isoFLOP parabolas
 
 
-def fit_vertex(runs: list[Run], budget: float, convention: str = "total") -> IsoflopVertex:
-    """Parabola of loss vs log10 N for one budget. D* interpolates log D vs log N in the budget,
-    exact whatever FLOPs-per-token convention produced the runs."""
+def fit_vertex(
+    runs: list[Run], budget: float, convention: str = "total", fpt: FlopsPerToken | None = None
+) -> IsoflopVertex:
+    """Parabola of loss vs log10 N for one budget. D* = C(N*) / fpt(N*): the budget's FLOPs (a
+    line of log FLOPs vs log N through its runs, which spend C to within a step) over the FLOPs
+    per token at N* (default: interpolated between the runs' own flops / tokens)."""
+    fpt = fpt or FlopsPerToken.from_runs(runs)
     x = np.log10([r.params for r in runs])
     y = np.array([r.loss for r in runs])
-    z = np.log10([r.tokens for r in runs])
+    z = np.log10([r.flops for r in runs])
     points = tuple((float(r.params), float(r.loss)) for r in runs)
     flags = []
     if len(np.unique(x)) < 3:
@@ -166,7 +205,7 @@ def fit_vertex(runs: list[Run], budget: float, convention: str = "total") -> Iso
     return IsoflopVertex(
         budget=budget,
         n_opt=float(10**xv),
-        d_opt=float(10 ** (icpt + slope * xv)),
+        d_opt=float(10 ** (icpt + slope * xv) / fpt(10**xv)),
         loss_opt=float(c0 + c1 * xv + c2 * xv * xv),
         n_points=len(runs),
         flags=tuple(flags),
@@ -176,14 +215,14 @@ def fit_vertex(runs: list[Run], budget: float, convention: str = "total") -> Iso
     )
 
 
-def _boot_vertices(v: IsoflopVertex, runs: list[Run], rng, n_boot: int):
+def _boot_vertices(v: IsoflopVertex, runs: list[Run], rng, n_boot: int, fpt: FlopsPerToken):
     """Vertices of n_boot resamples (with replacement, within the budget), vectorised as
     weighted least squares with multinomial counts. Returns log10 N*, log10 D*, L*, valid."""
     x = np.log10([r.params for r in runs])
     xm = x.mean()
     x = x - xm  # centred for conditioning
     y = np.array([r.loss for r in runs])
-    z = np.log10([r.tokens for r in runs])
+    z = np.log10([r.flops for r in runs])
     n = len(runs)
     w = rng.multinomial(n, np.full(n, 1 / n), size=n_boot).astype(float)
     uniq, inv = np.unique(x, return_inverse=True)
@@ -199,7 +238,7 @@ def _boot_vertices(v: IsoflopVertex, runs: list[Run], rng, n_boot: int):
         xv = -c1 / (2 * c2)
         xs = np.where(w > 0, x, np.nan)
         ok &= (c2 > 0) & (xv >= np.nanmin(xs, 1)) & (xv <= np.nanmax(xs, 1))
-        # log D vs log N, weighted linear
+        # log FLOPs vs log N, weighted linear
         slope = (pw[0] * (w @ (x * z)) - pw[1] * (w @ z)) / (pw[0] * pw[2] - pw[1] ** 2)
         icpt = ((w @ z) - slope * pw[1]) / pw[0]
     lv = c0 + c1 * xv + c2 * xv * xv
@@ -208,7 +247,8 @@ def _boot_vertices(v: IsoflopVertex, runs: list[Run], rng, n_boot: int):
         "no_minimum_inside": int(((sizes >= 3) & ~ok).sum()),
         "exactly_3_sizes": int((ok & (sizes == 3)).sum()),  # kept, but the parabola interpolates
     }
-    return xv + xm, icpt + slope * xv, lv, ok, dropped
+    log_d = icpt + slope * xv - fpt.log_at((xv + xm) * np.log(10)) / np.log(10)
+    return xv + xm, log_d, lv, ok, dropped
 
 
 def _line(x, y, mask):
@@ -225,12 +265,21 @@ def _line(x, y, mask):
 
 
 def fit_isoflop(
-    runs: list[Run], convention: str = "total", n_bootstrap: int = 1000, seed: int = 0
+    runs: list[Run],
+    convention: str = "total",
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    fpt: FlopsPerToken | None = None,
+    floor: tuple[float, np.ndarray] | None = None,
 ) -> ScalingFit:
-    """Vertices per budget, then N* = k C^a, D* = k' C^b, L* = k_L C^s over the usable ones."""
+    """Vertices per budget, then N* = k C^a, D* = k' C^b, L* = k_L C^s over the usable ones.
+
+    ``fpt``: FLOPs per token vs N (default: the runs' own). ``floor``: the irreducible loss E and
+    its bootstrap samples (a parametric fit's), for the floored L* = E + k C^-gamma."""
     check_convention(convention)
+    fpt = fpt or FlopsPerToken.from_runs(runs)
     groups = group_budgets(runs)
-    vertices = tuple(fit_vertex(rs, c, convention) for c, rs in groups)
+    vertices = tuple(fit_vertex(rs, c, convention, fpt) for c, rs in groups)
     good = [(v, rs) for v, (_, rs) in zip(vertices, groups) if v.usable]
     if len(good) < 2:
         none = Interval(math.nan, math.nan, math.nan)
@@ -242,7 +291,7 @@ def fit_isoflop(
         "l": np.log10([v.loss_opt for v, _ in good]),
     }
     rng = np.random.default_rng(seed)
-    boots = [_boot_vertices(v, rs, rng, n_bootstrap) for v, rs in good]
+    boots = [_boot_vertices(v, rs, rng, n_bootstrap, fpt) for v, rs in good]
     mask = np.stack([b[3] for b in boots], 1)
     resamples = {f"{v.budget:.4g}": b[4] for (v, _), b in zip(good, boots)}
     resamples["lines_dropped"] = int((mask.sum(1) < 2).sum())  # under 2 valid budgets: no line
@@ -285,4 +334,56 @@ def fit_isoflop(
         n_bootstrap=n_bootstrap,
         samples=samples,
         resamples=resamples,
+        floor_law=_floor(lc, 10 ** cols["l"], 10 ** boot_cols["l"], mask, floor, samples),
+        fpt=fpt,
+    )
+
+
+def _floor_line(lc, loss, e, mask):
+    """(log10 k, gamma) of log10(L* - E) = log10 k - gamma log10 C per row, over the masked
+    budgets with L* > E (NaN with fewer than 2)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y = np.log10(loss - e[:, None])
+    ok = mask & np.isfinite(y)
+    i, s = _line(lc, np.where(ok, y, 0.0), ok)
+    return i, -s
+
+
+def _floor(lc, loss, boot_loss, mask, floor, samples) -> FlooredLaw | None:
+    """The floored L*(C) with E given, its bootstrap, and forward validation against the pure
+    power law: both fitted on all budgets but the largest, scored on the largest's L*."""
+    if floor is None:
+        return None
+    e, e_samples = float(floor[0]), np.asarray(floor[1], float)
+    above = loss > e
+    if above.sum() < 2:
+        return None
+    i, g = _floor_line(lc, loss[None, :], np.array([e]), np.ones((1, len(lc)), bool))
+    n = min(len(e_samples), len(boot_loss))
+    bi, bg = _floor_line(lc, boot_loss[:n], e_samples[:n], mask[:n])
+    samples |= {"floor_E": e_samples[:n], "logk_floor": bi, "gamma_floor": bg}
+    validation = {"why": "forward validation needs 3 usable budgets"}
+    preferred = True
+    if len(lc) >= 3:
+        fit_on = np.arange(len(lc)) < len(lc) - 1
+        fi, fg = _floor_line(lc, loss[None, :], np.array([e]), fit_on[None, :])
+        pi, ps = _line(lc, np.log10(loss)[None, :], fit_on[None, :])
+        floored = e + 10 ** (fi[0] - fg[0] * lc[-1])
+        power = 10 ** (pi[0] + ps[0] * lc[-1])
+        err_f, err_p = abs(math.log(floored / loss[-1])), abs(math.log(power / loss[-1]))
+        preferred = not err_p < err_f
+        validation = {
+            "scored_budget": float(10 ** lc[-1]),
+            "measured": float(loss[-1]),
+            "floored": float(floored),
+            "power_law": float(power),
+        }
+    return FlooredLaw(
+        E=e,
+        k=float(10 ** i[0]),
+        gamma=float(g[0]),
+        interval=Interval.from_samples(float(g[0]), bg),
+        n_points=int(above.sum()),
+        preferred=preferred,
+        validation=validation,
     )

@@ -63,15 +63,21 @@ def law_scatter(fit: ScalingFit, sigma: float, runs: list[Run]) -> float:
     if len(used) < 3:
         return 0.0
     lc = np.log10([v.budget for v in used])
-    ll = np.log10([v.loss_opt for v in used])
+    e = fit.floor_law.E if fit.floor_law is not None else 0.0  # the floored L* = E + k C^-gamma
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ll = np.log10(np.array([v.loss_opt for v in used]) - e)
     by_budget = dict(group_budgets(runs))
     resid, own = [], []
     for i, v in enumerate(used):
-        keep = np.arange(len(used)) != i
+        keep = (np.arange(len(used)) != i) & np.isfinite(ll)
+        if keep.sum() < 2:
+            continue
         slope, icpt = np.polyfit(lc[keep], ll[keep], 1)
-        resid.append(v.loss_opt - 10 ** (icpt + slope * lc[i]))
+        resid.append(v.loss_opt - e - 10 ** (icpt + slope * lc[i]))
         x_star = math.log10(v.n_opt)
         own.append(leverage([r.params for r in by_budget.get(v.budget, [])] or [v.n_opt], x_star))
+    if not resid:
+        return 0.0
     excess = float(np.mean(np.square(resid))) - (sigma if math.isfinite(sigma) else 0.0) ** 2 * (
         float(np.mean(own))
     )
@@ -94,11 +100,15 @@ def outcome_interval(
     if fit.n_law is None:
         raise ValueError("a prediction interval needs a fit with power laws (2 usable budgets)")
     lc, s = math.log10(budget), fit.samples
-    log_l = s["logk_l"] + s["exp_l"] * lc
+    if fit.floor_law is not None:  # the floored L*(C), as the fit predicts it
+        with np.errstate(over="ignore"):
+            boot_l = s["floor_E"] + 10 ** (s["logk_floor"] - s["gamma_floor"] * lc)
+    else:
+        boot_l = 10 ** (s["logk_l"] + s["exp_l"] * lc)
     log_n = s["logk_n"] + s["exp_n"] * lc
-    ok = np.isfinite(log_l) & np.isfinite(log_n)
-    law_l, law_x = 10 ** log_l[ok], log_n[ok]
-    point_l, point_x = float(fit.loss_law(budget)), math.log10(float(fit.n_law(budget)))
+    ok = np.isfinite(boot_l) & np.isfinite(log_n)
+    law_l, law_x = boot_l[ok], log_n[ok]
+    point_l, point_x = fit.loss_at(budget), math.log10(float(fit.n_law(budget)))
     if law_l.size == 0:  # no bootstrap: the point alone carries the fit
         law_l, law_x = np.array([point_l]), np.array([point_x])
     c2 = float(np.mean([v.coeffs[0] for v in fit.vertices if v.usable]))
@@ -149,7 +159,7 @@ def _parametric_centres(par: ParametricFit | None, budget: float, params: Sequen
         return np.zeros(0)
     if len(params) == 1:
         n = float(params[0])
-        values = par.sample_losses(n, budget / (par.flops_per_param_token * n))
+        values = par.sample_losses(n, budget / (par.fpt(n)))
     else:
         values = par.sample_optima(budget)[2]
     return values[np.isfinite(values)]

@@ -10,10 +10,10 @@ from dataclasses import asdict, replace
 from miniseries.accounting import param_counts
 from miniseries.config import MAX_DEPTH, Preset, check_convention, model_config
 from miniseries.errors import UserError
-from miniseries.laws.base import LEVEL, Interval, Prediction, Run, n_label
+from miniseries.laws.base import LEVEL, Interval, Prediction, Run, group_budgets, n_label
 from miniseries.laws.isoflop import fit_isoflop
 from miniseries.laws.outcome import outcome_interval
-from miniseries.laws.parametric import fit_parametric
+from miniseries.laws.parametric import fit_parametric, natural
 from miniseries.paths import store_path
 from miniseries.plan import Plan, plan_for_flops, plan_isoflop
 from miniseries.store.db import open_store
@@ -30,6 +30,8 @@ def runs_for_fit(rows: list[dict], convention: str = "total") -> list[Run]:
     out = []
     for r in rows:
         n = r.get(f"params_{convention}")
+        if convention == "effective" and r.get("flops") and r.get("tokens"):
+            n = r["flops"] / (6.0 * r["tokens"])  # FLOPs per token / 6
         if not n or r.get("val_bpb") is None or not r.get("tokens"):
             continue
         flops = r.get("flops") or 6.0 * n * r["tokens"]
@@ -65,6 +67,17 @@ def fit_record(laws, runs, n_bootstrap: int = 1000, seed: int = 0) -> dict:
     }
 
 
+def fit_for_prediction(runs: list[Run], convention: str, n_bootstrap: int, seed: int):
+    """(isoFLOP fit, parametric fit or None) as every stored prediction makes them: the
+    parametric law (Huber) when there are 6 runs over 2+ budgets, and the isoFLOP fit with
+    its L*(C) floored at that law's E, so that nothing is predicted below the irreducible loss."""
+    par = None
+    if len(runs) >= 6 and len(group_budgets(runs)) >= 2:
+        par = fit_parametric(runs, convention, n_bootstrap, seed)
+    floor = (par.E, natural(par.samples)[2]) if par is not None else None
+    return fit_isoflop(runs, convention, n_bootstrap, seed, floor=floor), par
+
+
 def predict_from_record(record: dict, budget: float) -> Prediction:
     """The isoFLOP prediction (N*, D*, loss with confidence intervals) of a stored fit at a budget.
 
@@ -73,7 +86,9 @@ def predict_from_record(record: dict, budget: float) -> Prediction:
     conv = record["convention"]
     if record.get("runs"):
         runs = [Run(**r) for r in record["runs"]]
-        iso = fit_isoflop(runs, conv, record.get("n_bootstrap", 1000), record.get("seed", 0))
+        iso, _ = fit_for_prediction(
+            runs, conv, record.get("n_bootstrap", 1000), record.get("seed", 0)
+        )
         return iso.predict(budget)
     iso = record.get("isoflop") or {}
     if not iso.get("n_law"):
@@ -129,7 +144,7 @@ def predict_at(
     intervals of the fitted law, and — when what will be measured is known (one run's size, or
     the sizes whose parabola vertex will be measured) — the prediction interval for that
     measurement (laws/outcome.py). Records which runs the fit used and its settings."""
-    fit = fit_isoflop(runs, convention, n_bootstrap, seed)
+    fit, par = fit_for_prediction(runs, convention, n_bootstrap, seed)
     if fit.n_law is None:
         usable = sum(v.usable for v in fit.vertices)
         raise UserError(
@@ -141,12 +156,6 @@ def predict_at(
     pred = replace(pred, fit_runs=tuple(r.name for r in runs if r.name), fit_settings=settings)
     if not measured_params:
         return pred
-    n_budgets = len({r.budget or r.flops for r in runs})
-    par = (
-        fit_parametric(runs, convention, n_bootstrap, seed)
-        if len(runs) >= 6 and n_budgets >= 2
-        else None
-    )
     outcome, parts = outcome_interval(
         fit, runs, budget, measured_params, par, seed=seed, noise_floor=noise
     )
