@@ -1,4 +1,5 @@
-"""Speed of `miniseries fit`: both fits + 1000 bootstrap resamples on 1000 synthetic runs.
+"""Speed of `miniseries fit`: the isoFLOP fit, the parametric fit under both objectives (variable
+projection) and Approach 2's bias, with 1000 bootstrap resamples, on 1000 synthetic runs.
 
 Target: <= 10 s on 2 CPU cores. Run: .venv/bin/python benchmarks/bench_fit.py [--runs 1000]
 """

@@ -32,7 +32,18 @@ def add_parser(sub) -> None:
     src.add_argument("--core-law", metavar="A,k", help="use CORE = 1 - A*C^-k as given")
     src.add_argument("--from-csv", metavar="FILE", help="fit a series: columns flops, core[, bpb]")
     p.add_argument("--laws", metavar="kN,a,kD,b", help="N_opt = kN*C^a, D_opt = kD*C^b")
-    p.add_argument("--ratio", type=positive_float, help="instead of --laws: D = ratio*N, C = 6ND")
+    p.add_argument(
+        "--ratio", type=positive_float, help="instead of --laws: D = ratio*N, C = c*N*D"
+    )
+    p.add_argument(
+        "--flops-per-param-token",
+        type=positive_float,
+        default=6.0,
+        metavar="c",
+        help="with --ratio: training FLOPs per token / N (default 6, the 6ND rule; the cpu "
+        "family's exact count runs 4.7-7.2 with N = total params, and is 6 under --convention "
+        "effective)",
+    )
     p.add_argument("--convention", default="total", help="params the laws count (label only)")
     p.add_argument("--depth-preset", help="cpu | gpu: also show the family depth nearest N_opt")
     p.add_argument("--gpus", type=int, default=8, help="GPUs (default 8)")
@@ -130,7 +141,9 @@ def _laws(args):
             raise UserError(f"--laws: kN and kD must be positive, got {args.laws!r}")
         return ScalingLaws(kn, a, kd, b, args.convention)
     if args.ratio:
-        return ScalingLaws.constant_ratio(args.ratio, args.convention)
+        return ScalingLaws.constant_ratio(
+            args.ratio, args.convention, args.flops_per_param_token
+        )
     return None
 
 

@@ -125,7 +125,5 @@ def fit_laws(
         notes.append(f"isoFLOP power laws need 2 usable budgets, have {usable}")
     elif iso.resample_note():
         notes.append(iso.resample_note())
-    if iso.n_law is not None and par is None:
-        notes.append("L*(C) is the pure power law k C^s: no parametric E to floor it with")
     bias = approach2_bias(iso, par, runs) if par is not None else None
     return Laws(convention, len(runs), iso, par, tuple(notes), other, bias)

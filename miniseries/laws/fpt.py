@@ -4,15 +4,18 @@ The 6ND rule says fpt(N) = 6N. Our family's trainer counts more exactly (account
 lm_head and the attention scores cost FLOPs, the embedding lookup does not, so fpt(N) / N runs
 from ~4.7 to ~7.2 across the cpu family's depths, and a law that turns C into D with one constant
 is off by up to ~20% at either end. A ``FlopsPerToken`` is known at some sizes (the family's
-depths, or a CSV's runs as flops / tokens) and interpolated linearly in log N - log fpt between
-them; past either end, fpt / N is held at that end's value (the 6ND-like rule with the nearest
-size's constant). Under the FLOP-consistent count N_eff = fpt / 6 (convention ``effective``)
+depths, or a CSV's runs as flops / tokens) and interpolated between them in log N - log fpt by a
+monotone cubic (PCHIP: smooth, so the slope d log fpt / d log N that sets the compute-optimal N is
+continuous, and no overshoot between points); past either end, fpt / N is held at that end's
+value (the 6ND-like rule with the nearest size's constant). Under the FLOP-consistent count N_eff = fpt / 6 (convention ``effective``)
 fpt = 6 N_eff exactly. numpy only, no torch.
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+from scipy.interpolate import PchipInterpolator
 
 from miniseries.accounting import flops_per_token, param_counts
 from miniseries.config import MAX_DEPTH, Preset, check_convention, model_config
@@ -30,10 +33,12 @@ class FlopsPerToken:
         return np.exp(self.log_at(np.log(np.asarray(n, float))))
 
     def log_at(self, log_n) -> np.ndarray:
-        """log fpt at log N: piecewise linear inside, slope 1 (fpt / N constant) outside."""
+        """log fpt at log N: PCHIP inside, slope 1 (fpt / N constant) outside."""
         x, y = np.asarray(self.log_n), np.asarray(self.log_fpt)
         log_n = np.asarray(log_n, float)
-        inside = np.interp(log_n, x, y)
+        if np.ptp(y - x) < 1e-12:  # fpt = c N: exactly
+            return y[0] + (log_n - x[0])
+        inside = _pchip(x, y)(np.clip(log_n, x[0], x[-1])) if len(x) > 2 else np.interp(log_n, x, y)
         below = y[0] + (log_n - x[0])
         above = y[-1] + (log_n - x[-1])
         return np.where(log_n < x[0], below, np.where(log_n > x[-1], above, inside))
@@ -63,7 +68,8 @@ class FlopsPerToken:
         """From (N, fpt) pairs; repeated sizes are averaged in log."""
         ln, lf = np.log(np.asarray(params, float)), np.log(np.asarray(fpt, float))
         keys, inv = np.unique(np.round(ln, 9), return_inverse=True)
-        mean = np.bincount(inv, lf) / np.bincount(inv)
+        count = np.bincount(inv)
+        keys, mean = np.bincount(inv, ln) / count, np.bincount(inv, lf) / count
         if len(keys) == 1:  # one size: fpt / N held at its value everywhere
             return cls((float(keys[0]), float(keys[0]) + 1.0), (mean[0], mean[0] + 1.0), source)
         return cls(tuple(map(float, keys)), tuple(map(float, mean)), source)
@@ -76,6 +82,15 @@ class FlopsPerToken:
             [r.flops / r.tokens for r in runs],
             "the runs' FLOPs / tokens",
         )
+
+
+@lru_cache(maxsize=64)
+def _pchip_cached(x: tuple, y: tuple) -> PchipInterpolator:
+    return PchipInterpolator(np.array(x), np.array(y), extrapolate=False)
+
+
+def _pchip(x, y) -> PchipInterpolator:
+    return _pchip_cached(tuple(x.tolist()), tuple(y.tolist()))
 
 
 def family_fpt(preset: Preset, convention: str = "total") -> FlopsPerToken:

@@ -105,11 +105,17 @@ class ScalingLaws:
     samples: tuple[tuple[float, float, float, float], ...] = ()
 
     @classmethod
-    def constant_ratio(cls, ratio: float, convention: str = "total") -> "ScalingLaws":
-        """C = 6·N·D with D = ratio·N, so N = sqrt(C / (6·ratio)) and D = ratio·N."""
+    def constant_ratio(
+        cls, ratio: float, convention: str = "total", flops_per_param_token: float = 6.0
+    ) -> "ScalingLaws":
+        """C = c·N·D with D = ratio·N, so N = sqrt(C / (c·ratio)) and D = ratio·N. c is the
+        training FLOPs per token over N: 6 under the 6ND rule (exact under the effective count);
+        the family's own (accounting.py) where N counts params another way."""
         if ratio <= 0:
             raise UserError(f"tokens:params ratio must be positive, got {ratio:g}")
-        kn = (6 * ratio) ** -0.5
+        if not flops_per_param_token > 0:
+            raise UserError(f"FLOPs per param-token must be positive, got {flops_per_param_token}")
+        kn = (flops_per_param_token * ratio) ** -0.5
         return cls(kn, 0.5, ratio * kn, 0.5, convention)
 
     def n_opt(self, flops: float) -> float:
