@@ -32,9 +32,7 @@ def add_parser(sub) -> None:
     src.add_argument("--core-law", metavar="A,k", help="use CORE = 1 - A*C^-k as given")
     src.add_argument("--from-csv", metavar="FILE", help="fit a series: columns flops, core[, bpb]")
     p.add_argument("--laws", metavar="kN,a,kD,b", help="N_opt = kN*C^a, D_opt = kD*C^b")
-    p.add_argument(
-        "--ratio", type=positive_float, help="instead of --laws: D = ratio*N, C = c*N*D"
-    )
+    p.add_argument("--ratio", type=positive_float, help="instead of --laws: D = ratio*N, C = c*N*D")
     p.add_argument(
         "--flops-per-param-token",
         type=positive_float,
@@ -141,9 +139,7 @@ def _laws(args):
             raise UserError(f"--laws: kN and kD must be positive, got {args.laws!r}")
         return ScalingLaws(kn, a, kd, b, args.convention)
     if args.ratio:
-        return ScalingLaws.constant_ratio(
-            args.ratio, args.convention, args.flops_per_param_token
-        )
+        return ScalingLaws.constant_ratio(args.ratio, args.convention, args.flops_per_param_token)
     return None
 
 

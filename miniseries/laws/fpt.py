@@ -7,8 +7,8 @@ is off by up to ~20% at either end. A ``FlopsPerToken`` is known at some sizes (
 depths, or a CSV's runs as flops / tokens) and interpolated between them in log N - log fpt by a
 monotone cubic (PCHIP: smooth, so the slope d log fpt / d log N that sets the compute-optimal N is
 continuous, and no overshoot between points); past either end, fpt / N is held at that end's
-value (the 6ND-like rule with the nearest size's constant). Under the FLOP-consistent count N_eff = fpt / 6 (convention ``effective``)
-fpt = 6 N_eff exactly. numpy only, no torch.
+value (the 6ND-like rule with the nearest size's constant). Under the FLOP-consistent count
+N_eff = fpt / 6 (convention ``effective``) fpt = 6 N_eff exactly. numpy only, no torch.
 """
 
 from dataclasses import dataclass

@@ -388,7 +388,8 @@ def fit_parametric(
     A, B, E, al, be = natural(samples)
     bn, bd, _ = optimum((A, B, E, al, be), c_mid, fpt)
     boot = {"E": E, "A": A, "B": B, "alpha": al, "beta": be}
-    boot |= {"a": be / (al + be), "b": al / (al + be), "ratio": bd / bn}
+    with np.errstate(all="ignore"):  # a diverged refit: non-finite, dropped by the intervals
+        boot |= {"a": be / (al + be), "b": al / (al + be), "ratio": bd / bn}
     intervals = {k: Interval.from_samples(float(point[k]), boot[k]) for k in boot}
     return ParametricFit(
         convention=convention,
