@@ -295,3 +295,19 @@ def test_constant_ratio_law_spends_c_n_d():
     c = 1e15
     n, d = laws.n_opt(c), laws.d_opt(c)
     assert 4.74 * n * d == pytest.approx(c) and d / n == pytest.approx(8)
+
+
+def test_a_stored_prediction_carries_every_route_beside_it():
+    """The floored isoFLOP prediction is stored with the pure power law, the bias-corrected
+    allocation and both objectives' parametric ones, and reads back unchanged."""
+    from miniseries.laws.base import Prediction
+    from miniseries.study.stored_fits import predict_at
+
+    runs = [replace(r, loss=r.loss) for r in _open_athena_grid(8)]
+    pred = predict_at(runs, 1e23, n_bootstrap=20)
+    methods = [a.method for a in pred.alternatives]
+    assert methods[0].startswith("isoflop, pure power-law L*")
+    assert methods[1:] == ["isoflop, bias-corrected", "parametric (huber)", "parametric (squared)"]
+    true_n, _ = _closed_form_optimum(1e23)
+    assert pred.alternatives[1].n_opt.point == pytest.approx(true_n, rel=1e-6)
+    assert Prediction.from_dict(pred.to_dict()) == pred

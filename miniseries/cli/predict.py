@@ -60,6 +60,9 @@ def run(args) -> int:
             f"  sweep depths {depths} there: their parabola vertex should measure "
             f"{fmt_interval(p.outcome, '.4f', label=True)}"
         )
+    for alt in p.alternatives:
+        loss = f", L* {fmt_interval(alt.loss, '.4f', label=True)}" if alt.loss else ""
+        print(f"  also stored: {alt.method}: N* {fmt_count(alt.n_opt.point)}{loss}")
     if started:
         print(f"  NOT BLIND: runs at {p.budget:.3g} had already started before this prediction")
     return 0

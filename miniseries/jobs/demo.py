@@ -264,7 +264,22 @@ def predict_held_out(cfg: DemoConfig, log=print):
         f"optimal val bpb {fmt_interval(pred.loss, '.4f', label=True)} (the law); the measured "
         f"vertex: {fmt_interval(pred.outcome, '.4f', label=True)}"
     )
+    for line in alternative_lines(pred):
+        log(line)
     return pred, stored
+
+
+def alternative_lines(pred, measured: float | None = None) -> list[str]:
+    """One line per route or form stored beside a prediction (laws/base.py ``alternatives``)."""
+    out = []
+    for alt in pred.alternatives:
+        line = f"  also stored: {alt.method}: N* {alt.n_opt.point:,.0f}"
+        if alt.loss is not None:
+            line += f", L* {alt.loss.point:.4f}"
+            if measured:
+                line += f" ({(alt.loss.point - measured) / measured:+.2%})"
+        out.append(line)
+    return out
 
 
 def headline(result: dict) -> str:
@@ -289,6 +304,7 @@ def headline(result: dict) -> str:
                 f"{fmt_interval(pred.outcome, '.4f')}: {where} (the law's "
                 f"{pred.loss.label}: {fmt_interval(pred.loss, '.4f')})"
             )
+        lines += [f"  {line}" for line in alternative_lines(pred, meas["loss"])]
     blind = result.get("blind")
     if blind:
         lines.append(f"  {blind}")

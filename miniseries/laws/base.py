@@ -132,7 +132,8 @@ class Prediction:
     preset's fixed ratio predicts no loss). ``outcome``: the prediction interval of what will be
     measured (one run, or a parabola vertex), when that is known. ``method``: isoflop, parametric
     or preset_ratio. ``plan``: the run that will be trained for it (depth, params, tokens, steps,
-    flops), when one is.
+    flops), when one is. ``alternatives``: the same budget by the other routes and forms (the
+    pure power-law L*, the Approach-2-bias-corrected allocation, both parametric objectives).
     """
 
     budget: float
@@ -149,9 +150,14 @@ class Prediction:
     fit_settings: dict | None = None  # bootstrap resamples, seed, level
     outcome: Interval | None = None  # prediction interval of what will be measured
     outcome_parts: dict | None = None  # what the prediction interval is made of (loss units)
+    # what other reasonable routes and forms predict for the same budget, stored with it
+    alternatives: tuple["Prediction", ...] = ()
 
     def to_dict(self) -> dict:
-        return clean_json(asdict(self) | {"n_label": n_label(self.convention)})
+        d = asdict(self) | {"n_label": n_label(self.convention)}
+        if not self.alternatives:  # records made before there were any read back unchanged
+            d.pop("alternatives")
+        return clean_json(d)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Prediction":
@@ -173,6 +179,7 @@ class Prediction:
             fit_settings=d.get("fit_settings"),
             outcome=iv("outcome"),
             outcome_parts=d.get("outcome_parts"),
+            alternatives=tuple(cls.from_dict(a) for a in d.get("alternatives") or ()),
         )
 
 

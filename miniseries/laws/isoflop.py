@@ -7,7 +7,7 @@ from a seeded bootstrap over runs within each budget. numpy only.
 """
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
@@ -133,6 +133,23 @@ class ScalingFit:
             convention=self.convention,
             fit_budgets=tuple(v.budget for v in self.vertices if v.usable),
         )
+
+    def predict_power_law(self, budget: float) -> Prediction:
+        """``predict`` with L* from the pure power law k C^s instead of the floored law."""
+        lc, s = math.log10(budget), self.samples
+        boot = 10 ** (s["logk_l"] + s["exp_l"] * lc)
+        pred = self.predict(budget)
+        why = (
+            ""
+            if self.floor_law is None
+            else (
+                ", preferred by forward validation"
+                if not self.floor_law.preferred
+                else ", forward validation prefers the floor"
+            )
+        )
+        loss = Interval.from_samples(float(self.loss_law(budget)), boot)
+        return replace(pred, loss=loss, method=f"isoflop, pure power-law L*{why}")
 
     def resample_note(self) -> str | None:
         """One line on what the bootstrap dropped, and why: resamples of a budget with fewer than

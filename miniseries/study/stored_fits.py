@@ -10,6 +10,7 @@ from dataclasses import asdict, replace
 from miniseries.accounting import param_counts
 from miniseries.config import MAX_DEPTH, Preset, check_convention, model_config
 from miniseries.errors import UserError
+from miniseries.laws.approach2_bias import approach2_bias
 from miniseries.laws.base import LEVEL, Interval, Prediction, Run, group_budgets, n_label
 from miniseries.laws.isoflop import fit_isoflop
 from miniseries.laws.outcome import outcome_interval
@@ -153,13 +154,32 @@ def predict_at(
         )
     pred = fit.predict(budget)
     settings = {"n_bootstrap": n_bootstrap, "seed": seed, "level": LEVEL}
-    pred = replace(pred, fit_runs=tuple(r.name for r in runs if r.name), fit_settings=settings)
+    pred = replace(
+        pred,
+        fit_runs=tuple(r.name for r in runs if r.name),
+        fit_settings=settings,
+        alternatives=alternatives(fit, par, runs, budget, n_bootstrap, seed),
+    )
     if not measured_params:
         return pred
     outcome, parts = outcome_interval(
         fit, runs, budget, measured_params, par, seed=seed, noise_floor=noise
     )
     return replace(pred, outcome=outcome, outcome_parts=parts)
+
+
+def alternatives(fit, par, runs, budget, n_bootstrap, seed) -> tuple[Prediction, ...]:
+    """What the other routes and forms predict at ``budget``: the pure power-law L* (beside the
+    floored one), the Approach-2-bias-corrected allocation, and the parametric law under both
+    objectives. Stored with the prediction, so that every one is as blind as it."""
+    out = [fit.predict_power_law(budget)] if fit.floor_law is not None else []
+    if par is not None:
+        bias = approach2_bias(fit, par, runs)
+        if bias is not None:
+            out.append(bias.corrected(fit.predict(budget)))
+        squared = fit_parametric(runs, fit.convention, n_bootstrap, seed, objective="squared")
+        out += [par.predict(budget), squared.predict(budget)]
+    return tuple(out)
 
 
 def latest_fit(project, convention: str | None = None) -> dict | None:
