@@ -350,12 +350,20 @@ def test_cli_runs_and_export(tmp_path, capsys):
 # -- concurrency (real OS processes) -------------------------------------------------------------
 
 
-def _writer(path: str, tag: int, n_runs: int, ready=None) -> None:
-    """Write n_runs runs, each with its curve and a counter (steps) in one transaction."""
+def _writer(path: str, tag: int, n_runs: int, ready=None, observed=None) -> None:
+    """Write n_runs runs, each with its curve and a counter (steps) in one transaction.
+
+    With `observed` (the reader's observation counter), pause every 100 runs until the
+    reader has made two more reads, so the two processes overlap however the OS schedules
+    them (a fast writer once finished before the reader's first read)."""
     if ready is not None:
         ready.wait(30)
     with Store(path) as s:
         for i in range(n_runs):
+            if observed is not None and i and i % 100 == 0:
+                seen, deadline = observed.value, time.monotonic() + 30
+                while observed.value < seen + 2 and time.monotonic() < deadline:
+                    time.sleep(0.001)
             rid = run_id({"writer": tag, "i": i})
             with s.transaction():
                 s.ensure_run(rid, kind="isoflop", study=f"w{tag}", depth=i % 7 + 1)
@@ -363,10 +371,9 @@ def _writer(path: str, tag: int, n_runs: int, ready=None) -> None:
                 s.update_run(rid, steps=CURVE_POINTS, status="done", val_bpb=1.0 + i)
 
 
-def _reader(path: str, expect_runs: int, ready, out) -> None:
+def _reader(path: str, expect_runs: int, ready, out, observed) -> None:
     """Read while a writer writes; report (observations, distinct run counts, torn runs seen)."""
     s = None
-    ready.set()
     seen_counts, torn, observations = set(), 0, 0
 
     deadline = time.monotonic() + 60
@@ -382,6 +389,9 @@ def _reader(path: str, expect_runs: int, ready, out) -> None:
         for r in rows:
             if r["status"] != "done" or len(s.curve(r["run_id"])) != r["steps"]:
                 torn += 1
+        with observed.get_lock():
+            observed.value += 1
+        ready.set()  # the writer starts after the reader's first read
         if len(rows) == expect_runs:
             break
     out.put((observations, sorted(seen_counts), torn))
@@ -408,9 +418,9 @@ def test_reader_never_sees_a_half_written_run(tmp_path):
     path = str(tmp_path / "miniseries.db")
     Store(path).close()
     ctx = mp.get_context("spawn")
-    ready, out = ctx.Event(), ctx.Queue()
-    reader = ctx.Process(target=_reader, args=(path, 300, ready, out))
-    writer = ctx.Process(target=_writer, args=(path, 7, 300, ready))
+    ready, out, observed = ctx.Event(), ctx.Queue(), ctx.Value("i", 0)
+    reader = ctx.Process(target=_reader, args=(path, 300, ready, out, observed))
+    writer = ctx.Process(target=_writer, args=(path, 7, 300, ready, observed))
     reader.start()
     writer.start()
     observations, counts, torn = out.get(timeout=120)
