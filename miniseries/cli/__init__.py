@@ -29,6 +29,7 @@ COMMANDS = [
     "export",
     "fit",
     "compare",
+    "validate",
     "core",
     "calibrate",
     "extrapolate",

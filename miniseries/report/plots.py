@@ -317,3 +317,37 @@ def plot_compare(comparison, path: str | os.PathLike) -> Path:
         fontsize=10,
     )
     return _save(fig, path)
+
+
+def plot_validation(validation, path: str | os.PathLike) -> Path:
+    """Rolling-origin validation (a ``laws.validate.Validation``): the relative error of each
+    forecast's L* against how many decades past the fitted data it is, one marker per route
+    (nudged sideways so that routes at one horizon don't hide each other), the best route's
+    prediction interval as error bars, and the zero line."""
+    fig, ax = _figure(8.0, 4.8)
+    best = validation.best["loss"]
+    routes = list(validation.summary)
+    markers = "osD^vP"
+    width = max((f.decades for f in validation.forecasts), default=1.0)
+    for i, route in enumerate(routes):
+        fs = [f for f in validation.forecasts if f.route == route]
+        x = np.array([f.decades for f in fs]) + (i - (len(routes) - 1) / 2) * 0.008 * width
+        y = 100 * np.array([f.rel_error for f in fs])
+        color = f"C{i}"
+        label = f"{route}{' (best; bars: its PI)' if route == best else ''}"
+        if route == best:
+            lo = 100 * np.array([f.loss_pi.lo / f.measured_loss - 1 for f in fs])
+            hi = 100 * np.array([f.loss_pi.hi / f.measured_loss - 1 for f in fs])
+            yerr = np.nan_to_num(np.stack([y - lo, hi - y]).clip(min=0))
+            ax.errorbar(x, y, yerr=yerr, fmt="none", ecolor=color, alpha=0.35, lw=0.8)
+        ax.scatter(x, y, s=16, marker=markers[i % len(markers)], color=color, label=label)
+    ax.axhline(0.0, color="0.3", lw=0.8)
+    ax.set_xlabel("decades past the fitted data, log10(C_target / C_origin)")
+    ax.set_ylabel("L* error, (predicted - measured) / measured (%)")
+    ax.set_title(
+        f"rolling-origin forecasts of the measured vertex ({validation.interval_statement})",
+        fontsize=9,
+    )
+    ax.grid(True, alpha=0.25)
+    ax.legend(loc="best", fontsize=8, framealpha=0.9)
+    return _save(fig, path)
