@@ -197,19 +197,26 @@ def test_floored_optimal_loss_never_goes_below_e():
     laws = fit_laws(runs_from_csv(LLAMA3), n_bootstrap=100)
     iso, e = laws.isoflop, laws.parametric.E
     assert iso.loss_law(3.8e25) == pytest.approx(0.507, abs=1e-3)  # the unfloored law, as found
-    pred = iso.predict(3.8e25)
+    pred = iso.predict_floored(3.8e25)
     assert pred.loss.point > e and pred.loss.lo > e
     for c in (1e26, 1e30, 1e40):
-        assert iso.predict(c).loss.point >= e
-    # forward validation, by hand: both forms fitted on the 9 smaller budgets, scored on 1e22
+        assert iso.predict_floored(c).loss.point >= e
+    # forward validation, by hand: rolling origin, both forms fitted on the budgets below each
+    # k >= 2 and scored on every larger one's L* (sum of |log error|)
     used = [v for v in iso.vertices if v.usable]
     lc, ll = np.log10([v.budget for v in used]), np.array([v.loss_opt for v in used])
-    s_f, i_f = np.polyfit(lc[:-1], np.log10(ll[:-1] - e), 1)
-    s_p, i_p = np.polyfit(lc[:-1], np.log10(ll[:-1]), 1)
-    err_floor = abs(math.log((e + 10 ** (i_f + s_f * lc[-1])) / ll[-1]))
-    err_power = abs(math.log(10 ** (i_p + s_p * lc[-1]) / ll[-1]))
+    err_floor = err_power = 0.0
+    for k in range(2, len(lc)):
+        s_f, i_f = np.polyfit(lc[:k], np.log10(ll[:k] - e), 1)
+        s_p, i_p = np.polyfit(lc[:k], np.log10(ll[:k]), 1)
+        err_floor += sum(
+            abs(math.log((e + 10 ** (i_f + s_f * x)) / y)) for x, y in zip(lc[k:], ll[k:])
+        )
+        err_power += sum(abs(math.log(10 ** (i_p + s_p * x) / y)) for x, y in zip(lc[k:], ll[k:]))
     assert iso.floor_law.preferred == (err_floor <= err_power)
-    assert iso.floor_law.validation["floored"] == pytest.approx(e + 10 ** (i_f + s_f * lc[-1]))
+    assert iso.floor_law.validation["floored_abs_log_error"] == pytest.approx(err_floor)
+    assert iso.floor_law.validation["power_law_abs_log_error"] == pytest.approx(err_power)
+    assert iso.floored == iso.floor_law.preferred
 
 
 def test_without_a_floor_the_pure_power_law_predicts():

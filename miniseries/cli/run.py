@@ -53,7 +53,9 @@ def run(args) -> int:
     loss = ""
     if pred.outcome:
         loss = f", expected val bpb of this run {fmt_interval(pred.outcome, '.4f', label=True)}"
-        loss += f" (law at N*: {fmt_interval(pred.loss, '.4f', label=True)})"
+        centre = (pred.outcome_parts or {}).get("centre", "isoflop")
+        loss += f" (centred on the {centre} route; isoFLOP law at N*: "
+        loss += f"{fmt_interval(pred.loss, '.4f', label=True)})"
     elif pred.loss:
         loss = f", expected val bpb {fmt_interval(pred.loss, '.4f', label=True)}"
     print(

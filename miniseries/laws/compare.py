@@ -1,10 +1,14 @@
 """Two families ("lines") compared by their fitted scaling laws: which one is better, by how much,
 and how sure the fits are of it.
 
-Each line is fitted on its own (``fit_isoflop``, with its own seeded bootstrap). A difference
-B − A takes paired bootstrap draws: resample i of A's fit with resample i of B's. The two
-bootstraps are independent, so pairing by index is a valid draw from the joint distribution, and
-the percentile interval of the paired differences is the difference's confidence interval.
+Each line is fitted on its own (``fit_isoflop``, a seeded residual bootstrap on its design). A
+difference B − A takes paired bootstrap draws: resample i of A's fit with resample i of B's.
+When the lines share their design (the same budgets and sizes, as an ablation's arms do), both
+use one seed, so resample i draws the same cells' residuals in both: a bootstrap paired by
+(budget, size) cell. Otherwise the two bootstraps are independent, and pairing by index is a
+valid draw from the joint distribution. The percentile interval of the paired differences is
+the difference's confidence interval; a resample in which B never reaches A's loss counts as
+m = +inf, not dropped.
 
 The headline is the effective compute multiplier m(C) = C_B / C, where L*_B(C_B) = L*_A(C): the
 compute B needs to reach the optimal loss A reaches with C, relative to C (m < 1: B is better).
@@ -25,7 +29,7 @@ import numpy as np
 from miniseries.config import check_convention
 from miniseries.errors import UserError
 from miniseries.formatting import fmt, fmt_bounds, fmt_interval
-from miniseries.laws.base import LEVEL, Interval, Run, clean_json, n_label
+from miniseries.laws.base import LEVEL, Interval, Run, clean_json, group_budgets, n_label
 from miniseries.laws.isoflop import ScalingFit, fit_isoflop
 
 # ---------------------------------------------------------------------------------------------
@@ -124,10 +128,22 @@ class Comparison:
 # Comparing two lines
 
 
-def line_seeds(seed: int) -> tuple[int, int]:
-    """Two independent bootstrap seeds from one: each line's resamples are its own."""
+def line_seeds(seed: int, paired: bool = False) -> tuple[int, int]:
+    """Two bootstrap seeds from one: independent, or (``paired``) the same seed for both lines,
+    so that on a shared design resample i draws the same cells' residuals in both
+    (laws/isoflop.py's residual bootstrap indexes cells budget by budget, run by run)."""
     a, b = np.random.SeedSequence(seed).generate_state(2)
-    return int(a), int(b)
+    return (int(a), int(a)) if paired else (int(a), int(b))
+
+
+def shared_design(runs_a: list[Run], runs_b: list[Run]) -> bool:
+    """Whether two lines were run on the same cells: the same (budget, size) in the same order
+    within each budget, as two arms of one design are (the ablation's)."""
+
+    def cells(runs):
+        return [(c, [round(math.log10(r.params), 6) for r in rs]) for c, rs in group_budgets(runs)]
+
+    return cells(runs_a) == cells(runs_b)
 
 
 def _fit(runs: list[Run], convention: str, n_bootstrap: int, seed: int, name: str) -> ScalingFit:
@@ -165,11 +181,15 @@ def _ratio_pair(fa: ScalingFit, fb: ScalingFit, lc: float):
 
 def log_multiplier(logk_a, s_a, logk_b, s_b, lc):
     """log10 m at log10 C from two loss laws L* = k C^s (log10 k, s; scalars or paired arrays).
-    NaN where B's loss does not fall with compute (s_B >= 0): no compute reaches a target then."""
+    Where B's loss does not fall with compute (s_B >= 0): +inf if B is above A's target at C (no
+    compute reaches it: dropping such a resample would bias the interval towards "B is
+    better"), -inf (m = 0) if already below; NaN only where a resample failed."""
     s_b = np.asarray(s_b, float)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = (np.asarray(logk_a) - logk_b + (np.asarray(s_a) - s_b) * lc) / s_b
-    return np.where(s_b < 0, out, np.nan)
+    above = np.asarray(logk_b) + s_b * lc > np.asarray(logk_a) + np.asarray(s_a) * lc
+    flat = np.where(above, np.inf, -np.inf)  # not falling: never reaches it, or already below
+    return np.where(s_b < 0, out, np.where(np.isnan(s_b), np.nan, flat))
 
 
 def _multiplier(fa: ScalingFit, fb: ScalingFit, c: float, where: str) -> Multiplier:
@@ -177,7 +197,9 @@ def _multiplier(fa: ScalingFit, fb: ScalingFit, c: float, where: str) -> Multipl
     lc = math.log10(c)
     point = log_multiplier(math.log10(la.k), la.exponent, math.log10(lb.k), lb.exponent, lc)
     boot = log_multiplier(sa["logk_l"], sa["exp_l"], sb["logk_l"], sb["exp_l"], lc)
-    return Multiplier(c, where, Interval.from_samples(float(10**point), 10**boot))
+    with np.errstate(over="ignore"):
+        m = Interval.from_samples(float(10**point), 10**boot, nan_is_unbounded=True)
+    return Multiplier(c, where, m)
 
 
 def _line_fit(fit: ScalingFit, name: str, n_runs: int, lc: float) -> LineFit:
@@ -263,14 +285,17 @@ def compare_lines(
     check_convention(convention)
     if n_bootstrap < 0:
         raise UserError(f"the bootstrap needs >= 0 resamples (0: no intervals), got {n_bootstrap}")
-    seeds = line_seeds(seed)
+    paired = shared_design(runs_a, runs_b)
+    seeds = line_seeds(seed, paired)
+    notes = (
+        ["bootstrap paired by (budget, size) cell: the lines share their design"] if paired else []
+    )
     fa = _fit(runs_a, convention, n_bootstrap, seeds[0], names[0])
     fb = _fit(runs_b, convention, n_bootstrap, seeds[1], names[1])
     ba, bb = _usable(fa), _usable(fb)
     lo, hi = max(min(ba), min(bb)), min(max(ba), max(bb))
     overlaps = lo <= hi * (1 + 1e-9)
     lo, hi = (lo, hi) if overlaps else (hi, lo)
-    notes = []
     if not overlaps:
         notes.append(
             f"the lines' budget ranges do not overlap: they are compared across the gap "
@@ -304,7 +329,7 @@ def compare_lines(
         notes.append(
             f"{names[1]}'s loss law does not fall with compute (s >= 0) in {rising} of "
             f"{n_bootstrap} resamples{' and in the point fit' if fb.loss_law.exponent >= 0 else ''}"
-            ": no compute reaches a target there, so those have no multiplier (left out)"
+            ": no compute reaches a target there, so their multiplier counts as unbounded"
         )
     return Comparison(
         names=tuple(names),

@@ -3,11 +3,12 @@ log10 N whose vertex is N*(C), and D*(C) = C / fpt(N*) with the family's FLOPs p
 budgets the power laws N* = k C^a, D* = k' C^b, and the loss at the optimum, floored:
 L*(C) = E + k C^-gamma with E the parametric fit's irreducible loss (the pure power law
 L* = k_L C^s is kept beside it, and shown where forward validation prefers it). Intervals come
-from a seeded bootstrap over runs within each budget. numpy only.
+from a seeded residual bootstrap on the fixed design (the runs' sizes kept, their noise
+resampled), in which a vertex that leaves the sizes is censored at the edge. numpy only.
 """
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -108,9 +109,16 @@ class ScalingFit:
     floor_law: FlooredLaw | None = None
     fpt: FlopsPerToken | None = field(default=None, compare=False)
 
+    @property
+    def floored(self) -> bool:
+        """Whether L*(C) is the floored law: there is one and forward validation over the
+        budgets (rolling origin, FlooredLaw.validation) does not prefer the pure power law.
+        The rule is in code so no data set's outcome picks the form by hand."""
+        return self.floor_law is not None and self.floor_law.preferred
+
     def loss_at(self, budget: float) -> float:
-        """L*(C): the floored law when there is one, else the pure power law."""
-        law = self.floor_law or self.loss_law
+        """L*(C) by the form forward validation prefers (``floored``)."""
+        law = self.floor_law if self.floored else self.loss_law
         return float(law(budget))
 
     @property
@@ -118,55 +126,60 @@ class ScalingFit:
         return self.d_law.exponent - self.n_law.exponent if self.n_law else math.nan
 
     def predict(self, budget: float) -> Prediction:
+        """N*, D* and L* at ``budget`` with bootstrap CIs; L* by the preferred form."""
+        return self.predict_form(budget, self.floored)
+
+    def predict_form(self, budget: float, floored: bool) -> Prediction:
+        """``predict`` with L* from the floored law (``floored``, when there is one) or the pure
+        power law k C^s; a form that is not the preferred one says so in its method."""
         if self.n_law is None:
             raise UserError("the isoFLOP fit needs at least 2 usable budgets to predict")
+        floored = floored and self.floor_law is not None
         lc, s = math.log10(budget), self.samples
         boot = {k: 10 ** (s[f"logk_{k}"] + s[f"exp_{k}"] * lc) for k in ("n", "d", "l")}
-        if self.floor_law is not None:
+        point = float(self.loss_law(budget))
+        if floored:
             boot["l"] = s["floor_E"] + 10 ** (s["logk_floor"] - s["gamma_floor"] * lc)
+            point = float(self.floor_law(budget))
+        method = "isoflop"
+        if floored != self.floored:
+            method += ", floored L*" if floored else ", pure power-law L*"
+            method += ", not the form forward validation prefers"
         return Prediction(
             budget=budget,
             n_opt=Interval.from_samples(float(self.n_law(budget)), boot["n"]),
             d_opt=Interval.from_samples(float(self.d_law(budget)), boot["d"]),
-            loss=Interval.from_samples(self.loss_at(budget), boot["l"]),
-            method="isoflop",
+            loss=Interval.from_samples(point, boot["l"]),
+            method=method,
             convention=self.convention,
             fit_budgets=tuple(v.budget for v in self.vertices if v.usable),
         )
 
     def predict_power_law(self, budget: float) -> Prediction:
-        """``predict`` with L* from the pure power law k C^s instead of the floored law."""
-        lc, s = math.log10(budget), self.samples
-        boot = 10 ** (s["logk_l"] + s["exp_l"] * lc)
-        pred = self.predict(budget)
-        why = (
-            ""
-            if self.floor_law is None
-            else (
-                ", preferred by forward validation"
-                if not self.floor_law.preferred
-                else ", forward validation prefers the floor"
-            )
-        )
-        loss = Interval.from_samples(float(self.loss_law(budget)), boot)
-        return replace(pred, loss=loss, method=f"isoflop, pure power-law L*{why}")
+        """``predict`` with L* from the pure power law k C^s."""
+        return self.predict_form(budget, False)
+
+    def predict_floored(self, budget: float) -> Prediction:
+        """``predict`` with L* from the floored law (the pure power law without one)."""
+        return self.predict_form(budget, True)
 
     def resample_note(self) -> str | None:
-        """One line on what the bootstrap dropped, and why: resamples of a budget with fewer than
-        3 distinct sizes (no parabola) or no minimum inside the sampled sizes, and those kept
-        with exactly 3 sizes (the parabola then interpolates them: its vertex is noisy)."""
-        per = [v for k, v in self.resamples.items() if isinstance(v, dict)]
-        if not per:
+        """One line on the bootstrap when it had to do something a reader should know: censor
+        resampled vertices at the edge of the sizes, or draw no noise at all (no residuals)."""
+        if "censored_at_edge" not in self.resamples:
             return None
-        total = self.n_bootstrap * len(per)
-        under = sum(p["under_3_sizes"] for p in per)
-        nomin = sum(p["no_minimum_inside"] for p in per)
-        three = sum(p["exactly_3_sizes"] for p in per)
+        per = self.resamples["censored_at_edge"]
+        censored, total = sum(per.values()), self.n_bootstrap * len(per)
+        if not self.resamples["residuals"]:
+            return (
+                "bootstrap: no residual degrees of freedom (every budget has 3 sizes or fewer "
+                "than 4 runs): the intervals carry no run noise; sweep more sizes per budget"
+            )
+        if not censored:
+            return None
         return (
-            f"bootstrap: of {total} resampled profiles, {under} dropped (under 3 distinct sizes) "
-            f"and {nomin} dropped (no minimum inside the sizes); {three} kept with exactly 3 "
-            f"sizes; {self.resamples.get('lines_dropped', 0)} of {self.n_bootstrap} resamples "
-            "left under 2 budgets for the power laws (dropped)"
+            f"bootstrap (residuals on the fixed design): {censored} of {total} resampled "
+            "profiles had no minimum inside the sampled sizes and were censored at the edge"
         )
 
     def to_dict(self) -> dict:
@@ -232,40 +245,62 @@ def fit_vertex(
     )
 
 
-def _boot_vertices(v: IsoflopVertex, runs: list[Run], rng, n_boot: int, fpt: FlopsPerToken):
-    """Vertices of n_boot resamples (with replacement, within the budget), vectorised as
-    weighted least squares with multinomial counts. Returns log10 N*, log10 D*, L*, valid."""
+def profile_residuals(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(smooth fitted values, leverage-scaled residuals, residual dof) of one budget's profile
+    of loss against x = log10 N.
+
+    With 5+ distinct sizes the smooth curve is a cubic, so its residuals are the runs' noise and
+    not the parabola's lack of fit (an asymmetric profile is a systematic shape, not scatter);
+    with fewer it is the parabola. Residuals are divided by sqrt(1 - h) (h: the hat matrix's
+    diagonal) so that their variance is the noise's, not the shrunken in-sample one."""
+    deg = 3 if len(np.unique(x)) >= 5 else 2
+    design = np.vander(x - x.mean(), deg + 1)
+    hat = design @ np.linalg.pinv(design)
+    fitted = hat @ y
+    dof = len(x) - deg - 1
+    if dof <= 0:
+        return fitted, np.zeros(0), 0
+    scale = np.sqrt(np.clip(1 - np.diag(hat), 1e-12, None))
+    return fitted, (y - fitted) / scale, dof
+
+
+def _pooled_residuals(groups) -> np.ndarray:
+    """Every usable budget's scaled residuals of log loss in one centred pool (budget by budget,
+    run by run, so two lines on the same design index the same cells). In log loss because a
+    run's noise scales with its loss (the Huber objective's premise too): pooling absolute
+    residuals would overstate the noise of the low-loss budgets, where N* is least curved."""
+    pool = [profile_residuals(np.log10([r.params for r in rs]), np.log([r.loss for r in rs]))[1]
+            for rs in groups]  # fmt: skip
+    pool = np.concatenate(pool) if pool else np.zeros(0)
+    return pool - pool.mean() if pool.size else pool
+
+
+def _boot_vertices(runs: list[Run], pool: np.ndarray, rng, n_boot: int, fpt: FlopsPerToken):
+    """Vertices of n_boot residual-bootstrap resamples on the budget's fixed design: the runs'
+    sizes are kept, each log loss is its smooth fitted value plus a residual drawn from the pool,
+    and a parabola is refitted. A vertex outside the sampled sizes (or a profile without a
+    minimum) is censored at the edge, the lowest end of the refitted parabola, not dropped:
+    dropping it would cut the interval's tails. Returns log10 N*, log10 D*, L*, censored."""
     x = np.log10([r.params for r in runs])
     xm = x.mean()
     x = x - xm  # centred for conditioning
     y = np.array([r.loss for r in runs])
     z = np.log10([r.flops for r in runs])
-    n = len(runs)
-    w = rng.multinomial(n, np.full(n, 1 / n), size=n_boot).astype(float)
-    uniq, inv = np.unique(x, return_inverse=True)
-    present = (w > 0) @ np.eye(len(uniq))[inv] > 0
-    sizes = present.sum(1)
-    ok = sizes >= 3
-    pw = [w @ x**k for k in range(5)]  # sums of w x^k, each (B,)
-    m = np.stack([np.stack(pw[i : i + 3], -1) for i in range(3)], -2)
-    m[~ok] = np.eye(3)
-    rhs = np.stack([w @ (y * x**k) for k in range(3)], -1)
-    c0, c1, c2 = np.linalg.solve(m, rhs[..., None])[..., 0].T
+    fitted, _, _ = profile_residuals(x + xm, np.log(y))
+    shape = (n_boot, len(x))
+    noise = pool[rng.integers(0, pool.size, shape)] if pool.size else np.zeros(shape)
+    ys = np.exp(fitted[None, :] + noise)
+    c2, c1, c0 = (ys @ np.linalg.pinv(np.vander(x, 3)).T).T
+    lo, hi = x.min(), x.max()
     with np.errstate(divide="ignore", invalid="ignore"):
-        xv = -c1 / (2 * c2)
-        xs = np.where(w > 0, x, np.nan)
-        ok &= (c2 > 0) & (xv >= np.nanmin(xs, 1)) & (xv <= np.nanmax(xs, 1))
-        # log FLOPs vs log N, weighted linear
-        slope = (pw[0] * (w @ (x * z)) - pw[1] * (w @ z)) / (pw[0] * pw[2] - pw[1] ** 2)
-        icpt = ((w @ z) - slope * pw[1]) / pw[0]
+        xv = np.where(c2 > 0, -c1 / (2 * c2), np.nan)
+    edge = np.where(c2 * lo * lo + c1 * lo < c2 * hi * hi + c1 * hi, lo, hi)
+    censored = ~(xv >= lo) | ~(xv <= hi)
+    xv = np.where(censored, np.where(np.isnan(xv), edge, np.clip(xv, lo, hi)), xv)
     lv = c0 + c1 * xv + c2 * xv * xv
-    dropped = {
-        "under_3_sizes": int((sizes < 3).sum()),
-        "no_minimum_inside": int(((sizes >= 3) & ~ok).sum()),
-        "exactly_3_sizes": int((ok & (sizes == 3)).sum()),  # kept, but the parabola interpolates
-    }
+    slope, icpt = np.polyfit(x, z, 1)  # the budget's FLOPs vs N: fixed by the design
     log_d = icpt + slope * xv - fpt.log_at((xv + xm) * np.log(10)) / np.log(10)
-    return xv + xm, log_d, lv, ok, dropped
+    return xv + xm, log_d, lv, censored
 
 
 def _line(x, y, mask):
@@ -308,10 +343,14 @@ def fit_isoflop(
         "l": np.log10([v.loss_opt for v, _ in good]),
     }
     rng = np.random.default_rng(seed)
-    boots = [_boot_vertices(v, rs, rng, n_bootstrap, fpt) for v, rs in good]
-    mask = np.stack([b[3] for b in boots], 1)
-    resamples = {f"{v.budget:.4g}": b[4] for (v, _), b in zip(good, boots)}
-    resamples["lines_dropped"] = int((mask.sum(1) < 2).sum())  # under 2 valid budgets: no line
+    pool = _pooled_residuals([rs for _, rs in good])
+    boots = [_boot_vertices(rs, pool, rng, n_bootstrap, fpt) for _, rs in good]
+    mask = np.ones((n_bootstrap, len(good)), bool)
+    resamples = {
+        "method": "residual bootstrap on the fixed design",
+        "residuals": int(pool.size),
+        "censored_at_edge": {f"{v.budget:.4g}": int(b[3].sum()) for (v, _), b in zip(good, boots)},
+    }
     boot_cols = {
         "n": np.stack([b[0] for b in boots], 1),
         "d": np.stack([b[1] for b in boots], 1),
@@ -381,19 +420,21 @@ def _floor(lc, loss, boot_loss, mask, floor, samples) -> FlooredLaw | None:
     samples |= {"floor_E": e_samples[:n], "logk_floor": bi, "gamma_floor": bg}
     validation = {"why": "forward validation needs 3 usable budgets"}
     preferred = True
-    if len(lc) >= 3:
-        fit_on = np.arange(len(lc)) < len(lc) - 1
-        fi, fg = _floor_line(lc, loss[None, :], np.array([e]), fit_on[None, :])
-        pi, ps = _line(lc, np.log10(loss)[None, :], fit_on[None, :])
-        floored = e + 10 ** (fi[0] - fg[0] * lc[-1])
-        power = 10 ** (pi[0] + ps[0] * lc[-1])
-        err_f, err_p = abs(math.log(floored / loss[-1])), abs(math.log(power / loss[-1]))
+    if len(lc) >= 3:  # rolling origin: fit budgets < k, score every larger one's L*
+        err_f = err_p = 0.0
+        for k in range(2, len(lc)):
+            fit_on = np.arange(len(lc)) < k
+            fi, fg = _floor_line(lc, loss[None, :], np.array([e]), fit_on[None, :])
+            pi, ps = _line(lc, np.log10(loss)[None, :], fit_on[None, :])
+            floored = e + 10 ** (fi[0] - fg[0] * lc[k:])
+            power = 10 ** (pi[0] + ps[0] * lc[k:])
+            err_f += float(np.sum(np.abs(np.log(floored / loss[k:]))))
+            err_p += float(np.sum(np.abs(np.log(power / loss[k:]))))
         preferred = not err_p < err_f
         validation = {
-            "scored_budget": float(10 ** lc[-1]),
-            "measured": float(loss[-1]),
-            "floored": float(floored),
-            "power_law": float(power),
+            "forecasts": int((len(lc) - 2) * (len(lc) - 1) / 2),
+            "floored_abs_log_error": err_f,
+            "power_law_abs_log_error": err_p,
         }
     return FlooredLaw(
         E=e,

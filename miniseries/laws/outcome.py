@@ -9,13 +9,14 @@ measurement scatters by, and the bias of training a size that is not exactly N*:
 - off-optimum penalty: a run of size N sits c2 (log10 N - log10 N*)^2 above the optimum, c2 the
   mean curvature of the fitted parabolas; evaluated per bootstrap sample, so N*'s uncertainty
   moves it too (always >= 0: a single run's outcome is biased high, never low);
-- run noise: the pooled scatter of the runs around their budget's parabola (seed noise plus
-  how far loss vs log N is from a parabola), or a measured seed noise (study/seed_noise.py)
-  where that is larger, with its degrees of freedom: drawn as Student-t,
+- run noise: the runs' pooled scatter around a smooth profile per budget (a cubic with 5+
+  sizes, so the parabola's lack of fit is not counted as noise), pooled by degrees of freedom
+  with a measured seed noise (study/seed_noise.py) where there is one: drawn as Student-t,
   scaled by the leverage of what is measured (1 for one run; x'(X'X)^-1 x at the vertex for a
-  parabola over the window's sizes);
-- misspecification: how far the vertices scatter around the power law beyond their own noise,
-  by leaving one budget out (needs 3 usable budgets; otherwise 0, and the components say so).
+  parabola over the window's sizes); one run adds the parabola's lack of fit;
+- misspecification: how far the vertices scatter around the law beyond their own noise, from
+  the in-sample residuals with the line's 2 dof, times (1 + the line's leverage at C) (needs 3
+  usable budgets; otherwise 0, and the components say so).
 
 The interval is the percentile interval of Monte Carlo draws of their sum (seeded).
 """
@@ -25,26 +26,51 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from miniseries.errors import UserError
 from miniseries.laws.base import LEVEL, PREDICTION, Interval, Run, group_budgets
-from miniseries.laws.isoflop import ScalingFit
-from miniseries.laws.parametric import ParametricFit
+from miniseries.laws.isoflop import ScalingFit, profile_residuals
+from miniseries.laws.parametric import ParametricFit, fit_parametric
 
 DRAWS = 20_000  # Monte Carlo draws behind one interval (percentiles stable to ~1e-3 of the width)
 
 
 def run_noise(fit: ScalingFit, runs: list[Run]) -> tuple[float, int]:
-    """(sigma, degrees of freedom): pooled residual scatter of runs around their budget's parabola,
-    over the usable budgets."""
-    usable = {v.budget for v in fit.vertices if v.usable}
+    """(sigma, degrees of freedom): the runs' noise, pooled over the usable budgets' scaled
+    residuals around a smooth profile (a cubic where a budget has 5+ sizes, so that the
+    parabola's lack of fit is not counted as noise; laws/isoflop.profile_residuals)."""
     ss, dof = 0.0, 0
-    for c, rs in group_budgets(runs):
-        if c not in usable or len(rs) < 4:
-            continue
-        x = np.log10([r.params for r in rs])
-        y = np.array([r.loss for r in rs])
-        resid = y - np.polyval(np.polyfit(x, y, 2), x)
-        ss, dof = ss + float(resid @ resid), dof + len(rs) - 3
+    for _, resid, k in _profiles(fit, runs, noise=True):
+        ss, dof = ss + float(resid @ resid), dof + k
     return (math.sqrt(ss / dof), dof) if dof else (math.nan, 0)
+
+
+def lack_of_fit(fit: ScalingFit, runs: list[Run], sigma: float) -> float:
+    """How far one run sits off its budget's parabola beyond its noise: sqrt(max(0, s_2^2 -
+    sigma^2)) with s_2 the pooled parabola residual scatter. It matters for one run (whose
+    size penalty is read off the parabola), not for a vertex (which a parabola measures)."""
+    ss, dof = 0.0, 0
+    for _, resid, k in _profiles(fit, runs, noise=False):
+        ss, dof = ss + float(resid @ resid), dof + k
+    if not dof or not math.isfinite(sigma):
+        return 0.0
+    return math.sqrt(max(0.0, ss / dof - sigma**2))
+
+
+def _profiles(fit: ScalingFit, runs: list[Run], noise: bool):
+    """(losses, scaled residuals, dof) per usable budget: around the smooth profile (``noise``)
+    or around the parabola."""
+    usable = {v.budget for v in fit.vertices if v.usable}
+    for c, rs in group_budgets(runs):
+        if c not in usable:
+            continue
+        x, y = np.log10([r.params for r in rs]), np.array([r.loss for r in rs])
+        if noise:
+            yield (y, *profile_residuals(x, y)[1:])
+        elif len(rs) > 3:
+            design = np.vander(x - x.mean(), 3)
+            hat = design @ np.linalg.pinv(design)
+            resid = (y - hat @ y) / np.sqrt(np.clip(1 - np.diag(hat), 1e-12, None))
+            yield y, resid, len(rs) - 3
 
 
 def leverage(window_params: Sequence[float], x: float) -> float:
@@ -56,32 +82,47 @@ def leverage(window_params: Sequence[float], x: float) -> float:
     return float(v @ np.linalg.pinv(design.T @ design) @ v)
 
 
-def law_scatter(fit: ScalingFit, sigma: float, runs: list[Run]) -> float:
-    """Scatter of the vertices' L* around the power law beyond their own noise, leaving one budget
-    out at a time; 0 with fewer than 3 usable budgets (nothing to leave out)."""
+def law_scatter(fit: ScalingFit, sigma: float, runs: list[Run], budget: float) -> float:
+    """Scatter of a new vertex's L* around the law beyond its own noise, at ``budget``.
+
+    The vertices' in-sample residuals around the law, with the 2 dof the line takes
+    (E[SSR] = (m - 2)(tau^2 + mean vertex noise)), give the between-budget scatter tau^2; a new
+    budget has its own deviation plus the law's error from the others', tau^2 (1 + h) with h the
+    line's leverage at ``budget`` (the bootstrap, on the fixed design, carries only the runs'
+    noise). Leave-one-out residuals would re-count the fit's own uncertainty (variance
+    sigma^2/(1 - h)). 0 with fewer than 3 usable budgets (no dof), said in the components."""
     used = [v for v in fit.vertices if v.usable]
     if len(used) < 3:
         return 0.0
     lc = np.log10([v.budget for v in used])
-    e = fit.floor_law.E if fit.floor_law is not None else 0.0  # the floored L* = E + k C^-gamma
+    e = fit.floor_law.E if fit.floored else 0.0  # the floored L* = E + k C^-gamma
+    loss = np.array([v.loss_opt for v in used])
     with np.errstate(invalid="ignore", divide="ignore"):
-        ll = np.log10(np.array([v.loss_opt for v in used]) - e)
-    by_budget = dict(group_budgets(runs))
-    resid, own = [], []
-    for i, v in enumerate(used):
-        keep = (np.arange(len(used)) != i) & np.isfinite(ll)
-        if keep.sum() < 2:
-            continue
-        slope, icpt = np.polyfit(lc[keep], ll[keep], 1)
-        resid.append(v.loss_opt - e - 10 ** (icpt + slope * lc[i]))
-        x_star = math.log10(v.n_opt)
-        own.append(leverage([r.params for r in by_budget.get(v.budget, [])] or [v.n_opt], x_star))
-    if not resid:
+        ll = np.log10(loss - e)
+    keep = np.isfinite(ll)
+    if keep.sum() < 3:
         return 0.0
-    excess = float(np.mean(np.square(resid))) - (sigma if math.isfinite(sigma) else 0.0) ** 2 * (
-        float(np.mean(own))
-    )
-    return math.sqrt(max(0.0, excess))
+    slope, icpt = np.polyfit(lc[keep], ll[keep], 1)
+    resid = loss[keep] - e - 10 ** (icpt + slope * lc[keep])
+    by_budget = dict(group_budgets(runs))
+    own = [leverage([r.params for r in by_budget.get(v.budget, [])] or [v.n_opt],
+                    math.log10(v.n_opt)) for v, k in zip(used, keep) if k]  # fmt: skip
+    s2 = sigma**2 if math.isfinite(sigma) else 0.0
+    tau2 = float(resid @ resid) / (keep.sum() - 2) - s2 * float(np.mean(own))
+    x = lc[keep] - lc[keep].mean()
+    h = 1 / keep.sum() + (math.log10(budget) - lc[keep].mean()) ** 2 / float(x @ x)
+    return math.sqrt(max(0.0, tau2) * (1 + h))
+
+
+def pooled_noise(a: tuple[float, int], b: tuple[float, int] | None) -> tuple[float, int]:
+    """Two estimates of the same noise (sigma, dof) pooled by their degrees of freedom: a
+    measured seed noise adds evidence, it does not replace the better-determined estimate."""
+    if not b or not b[1]:
+        return a
+    if not a[1] or not math.isfinite(a[0]):
+        return b
+    dof = a[1] + b[1]
+    return math.sqrt((a[1] * a[0] ** 2 + b[1] * b[0] ** 2) / dof), dof
 
 
 def outcome_interval(
@@ -100,7 +141,7 @@ def outcome_interval(
     if fit.n_law is None:
         raise ValueError("a prediction interval needs a fit with power laws (2 usable budgets)")
     lc, s = math.log10(budget), fit.samples
-    if fit.floor_law is not None:  # the floored L*(C), as the fit predicts it
+    if fit.floored:  # the floored L*(C), as the fit predicts it
         with np.errstate(over="ignore"):
             boot_l = s["floor_E"] + 10 ** (s["logk_floor"] - s["gamma_floor"] * lc)
     else:
@@ -119,10 +160,11 @@ def outcome_interval(
     else:  # a parabola over the window finds the minimum itself: no size penalty
         penalty, point_pen, h = np.zeros_like(law_x), 0.0, leverage(params, point_x)
     sigma, dof = run_noise(fit, runs)
-    source = "runs around their parabolas"
-    if noise_floor and (not dof or noise_floor[0] > sigma):  # measured seed noise is a floor
-        (sigma, dof), source = noise_floor, "seeds (miniseries noise)"
-    mis = law_scatter(fit, sigma, runs)
+    source = "runs around their budgets' profiles"
+    if noise_floor and noise_floor[1]:
+        (sigma, dof), source = pooled_noise((sigma, dof), noise_floor), source + " and seeds"
+    off = lack_of_fit(fit, runs, sigma) if one_run else 0.0
+    mis = law_scatter(fit, sigma, runs, budget)
     rng = np.random.default_rng(seed)
     # the isoFLOP route's expected measurement per bootstrap sample, with its own
     # misspecification (vertices off the power law); the parametric route's needs none (its
@@ -130,12 +172,19 @@ def outcome_interval(
     pick = rng.integers(0, law_l.size, DRAWS)
     iso = law_l[pick] + penalty[pick] + rng.standard_normal(DRAWS) * mis
     other = _parametric_centres(parametric, budget, params)
+    route, errors = centre_route(fit, runs, parametric) if other.size else ("isoflop", {})
     centre = iso
-    if other.size:  # two reasonable forms: the interval spans both (an equal mixture)
+    if route == "parametric":  # its point too: the median of its refits' expected measurement
+        centre, point_l, point_pen = (
+            other[rng.integers(0, other.size, DRAWS)],
+            float(np.median(other)),
+            0.0,
+        )
+    elif route == "both":  # no evidence between two reasonable forms: span both (equal mixture)
         half = DRAWS // 2
         centre = np.concatenate([iso[:half], other[rng.integers(0, other.size, DRAWS - half)]])
     noise = rng.standard_t(dof, DRAWS) * sigma * math.sqrt(h) if dof else np.zeros(DRAWS)
-    draws = centre + noise
+    draws = centre + noise + rng.standard_normal(DRAWS) * off
     interval = Interval.from_samples(point_l + point_pen, draws, level, PREDICTION)
     components = {
         "law": point_l,
@@ -145,11 +194,40 @@ def outcome_interval(
         "noise_from": source,
         "leverage": h,
         "law_scatter": mis,
+        "lack_of_fit": off,
         "fit_resamples": int(ok.sum()),
         "parametric": float(np.median(other)) if other.size else None,
+        "centre": route,
+        "forward_errors": errors,
         "measured": "one run" if one_run else f"parabola vertex over {len(params)} runs",
     }
     return interval, components
+
+
+def centre_route(fit: ScalingFit, runs: list[Run], parametric: ParametricFit) -> tuple[str, dict]:
+    """Which route's expected measurement centres the interval: the one with the smaller
+    rolling-origin error on these runs (fit the usable budgets below each k >= 2, forecast every
+    larger budget's vertex L*; sum of |log error|), "both" (an equal mixture) with fewer than 3
+    usable budgets, where there is nothing to forecast. The isoFLOP route's error is that of its
+    preferred L* form (FlooredLaw.validation)."""
+    used = sorted((v for v in fit.vertices if v.usable), key=lambda v: v.budget)
+    fl = fit.floor_law
+    if len(used) < 3 or fl is None or "forecasts" not in fl.validation:
+        return "both", {}
+    iso = min(fl.validation["floored_abs_log_error"], fl.validation["power_law_abs_log_error"])
+    by_budget = dict(group_budgets(runs))
+    par = 0.0
+    for k in range(2, len(used)):
+        below = [r for v in used[:k] for r in by_budget[v.budget]]
+        try:
+            sub = fit_parametric(below, fit.convention, 0, objective=parametric.objective,
+                                 fpt=parametric.fpt)  # fmt: skip
+        except UserError:
+            return "both", {}
+        for v in used[k:]:
+            par += abs(math.log(sub.predict(v.budget).loss.point / v.loss_opt))
+    errors = {"isoflop": iso, "parametric": par}
+    return ("parametric" if par < iso else "isoflop"), errors
 
 
 def _parametric_centres(par: ParametricFit | None, budget: float, params: Sequence[float]):

@@ -172,7 +172,7 @@ def alternatives(fit, par, runs, budget, n_bootstrap, seed) -> tuple[Prediction,
     """What the other routes and forms predict at ``budget``: the pure power-law L* (beside the
     floored one), the Approach-2-bias-corrected allocation, and the parametric law under both
     objectives. Stored with the prediction, so that every one is as blind as it."""
-    out = [fit.predict_power_law(budget)] if fit.floor_law is not None else []
+    out = [fit.predict_form(budget, not fit.floored)] if fit.floor_law is not None else []
     if par is not None:
         bias = approach2_bias(fit, par, runs)
         if bias is not None:
