@@ -20,7 +20,7 @@ interval is never mistaken for a better one. ``choose_route`` picks a route by t
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -291,20 +291,19 @@ def _forecasts(laws: Laws, fit_runs, origin, target, noise, level, rng, seed) ->
     sizes = [r.params for r in target_runs]
     s = iso.samples
     routes = []  # (route, Prediction, bootstrap draws of L*), in ROUTES order
-    raw = iso.predict(c)
+    raw = iso.predict(c)  # N*, D* with their CIs; L* by whichever form the fit prefers
     with np.errstate(over="ignore"):
         power = 10 ** (s["logk_l"] + s["exp_l"] * lc)
-        floored = (
-            s["floor_E"] + 10 ** (s["logk_floor"] - s["gamma_floor"] * lc)
-            if iso.floor_law
-            else None
-        )
-    if floored is not None:
-        routes.append((FLOORED, raw, floored))
-    routes.append((POWER, iso.predict_power_law(c), power))
-    if floored is not None and laws.bias is not None:
-        corrected = laws.bias.corrected(raw)
-        shift = corrected.loss.point - raw.loss.point  # the correction moves N* and D*, not L*
+        if iso.floor_law is not None:
+            floored = s["floor_E"] + 10 ** (s["logk_floor"] - s["gamma_floor"] * lc)
+    if iso.floor_law is not None:  # each form's own point and draws, whatever predict() prefers
+        at_floor = replace(raw, loss=Interval.from_samples(float(iso.floor_law(c)), floored))
+        routes.append((FLOORED, at_floor, floored))
+    at_power = replace(raw, loss=Interval.from_samples(float(iso.loss_law(c)), power))
+    routes.append((POWER, at_power, power))
+    if iso.floor_law is not None and laws.bias is not None:
+        corrected = laws.bias.corrected(at_floor)
+        shift = corrected.loss.point - at_floor.loss.point  # it moves N* and D*, not L*
         routes.append((CORRECTED, corrected, floored + shift))
     for p in laws.parametric_fits:
         pred = p.predict(c)
