@@ -16,6 +16,7 @@ from scipy.stats import binom
 from synthetic import true_exponents, true_optimum, truth_runs
 
 from miniseries.laws.base import LEVEL
+from miniseries.laws.isoflop import fit_isoflop
 from miniseries.laws.outcome import outcome_interval
 from miniseries.study.stored_fits import fit_for_prediction
 
@@ -42,16 +43,20 @@ def band(n: int, tail: float = 0.005, level: float = LEVEL) -> tuple[int, int]:
 
 
 def law_family(truth, design: str, seed: int, n_boot: int = 200) -> dict:
-    """One family's CIs of a, b and D*/N* (isoFLOP route), each (lo, hi, truth)."""
+    """One family's CIs of a, b and D*/N* (isoFLOP route), each (lo, hi, truth); the ratio's CI
+    also against what Approach 2 converges to on this design (the noise-free fit): its bootstrap
+    carries the runs' noise, and its bias is laws/approach2_bias.py's to estimate."""
     budgets, _, per, span = DESIGNS[design]
-    runs = truth_runs(truth, budgets, per, span, NOISE, seed)
-    fit, _ = fit_for_prediction(runs, "total", n_boot, seed)
+    fit = fit_isoflop(truth_runs(truth, budgets, per, span, NOISE, seed), "total", n_boot, seed)
     a, b = true_exponents(truth, budgets)
     n, d, _ = true_optimum(truth, fit.ratio_budget)
+    limit = fit_isoflop(truth_runs(truth, budgets, per, span, 0.0, 0), "total", 0).ratio
+    iv = fit.ratio_interval
     return {
         "a": (fit.n_law.interval.lo, fit.n_law.interval.hi, a),
         "b": (fit.d_law.interval.lo, fit.d_law.interval.hi, b),
-        "ratio": (fit.ratio_interval.lo, fit.ratio_interval.hi, d / n),
+        "ratio": (iv.lo, iv.hi, d / n),
+        "ratio vs Approach 2's limit": (iv.lo, iv.hi, limit),
     }
 
 
@@ -94,3 +99,22 @@ def score(records: list[dict]) -> dict:
             "width": float(np.median([hi - lo for lo, hi, _ in rows])),
         }
     return out
+
+
+def multiplier_family(truth, design: str, seed: int, m: float = 1.3, n_boot: int = 400) -> dict:
+    """One pair of lines on a shared design (the same cells, as an ablation's arms): B's tokens
+    are worth 1/m of A's, L_B(N, D) = L_A(N, D/m), so L*_B(C) = L*_A(C/m) for any truth and B
+    needs exactly m times the compute. The CI of m at the common budget, (lo, hi, m)."""
+    from miniseries.laws.base import Run
+    from miniseries.laws.compare import compare_lines
+
+    budgets, _, per, span = DESIGNS[design]
+    a = truth_runs(truth, budgets, per, span, NOISE, seed)
+    rng = np.random.default_rng(50_000 + seed)
+    b = [
+        Run(r.params, r.tokens, r.flops, float(truth(r.params, r.tokens / m))
+            * math.exp(NOISE * rng.standard_normal()), budget=r.budget)
+        for r in a
+    ]  # fmt: skip
+    iv = compare_lines(a, b, n_bootstrap=n_boot, seed=seed).headline.m
+    return {"m": (iv.lo, iv.hi, m)}

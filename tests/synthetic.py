@@ -68,7 +68,7 @@ def true_optimum(truth, c: float) -> tuple[float, float, float]:
         return float(truth(10.0**x, c / (6 * 10.0**x)))
 
     grid = np.linspace(math.log10(c) / 2 - 5, math.log10(c) / 2 + 3, 801)
-    x0 = grid[np.argmin([loss(x) for x in grid])]
+    x0 = grid[np.argmin(truth(10.0**grid, c / (6 * 10.0**grid)))]
     res = minimize_scalar(loss, bounds=(x0 - 0.02, x0 + 0.02), method="bounded",
                           options={"xatol": 1e-10})  # fmt: skip
     n = 10.0**res.x

@@ -222,8 +222,10 @@ def test_cli_json_tables_and_plots(tmp_path, capsys):
 
 def test_bootstrap_intervals_cover_true_exponents():
     """Over 100 synthetic sweeps the 90% intervals of a and b cover the truth as often as a true
-    90% interval would, for the isoFLOP route (measured: 94%) and the parametric one: the count
-    fails below the 1st percentile of Binomial(100, 0.9) (82), a fixed rule, not a tuned one."""
+    90% interval would, for the isoFLOP route (measured: 90%) and the parametric one (93%), on
+    its own form: each count must lie between the 0.5% and 99.5% quantiles of
+    Binomial(100, 0.9), 82-97 — too wide fails as well as too narrow. Truths neither route
+    assumes: tests/test_coverage.py."""
     from scipy.stats import binom
 
     cover = {"iso_a": 0, "iso_b": 0, "par_a": 0, "par_b": 0}
@@ -235,7 +237,8 @@ def test_bootstrap_intervals_cover_true_exponents():
         cover["iso_b"] += iso.d_law.interval.contains(1 - TRUE_A)
         cover["par_a"] += par.intervals["a"].contains(TRUE_A)
         cover["par_b"] += par.intervals["b"].contains(1 - TRUE_A)
-    assert min(cover.values()) >= binom.ppf(0.01, 100, 0.9), cover
+    lo, hi = binom.ppf(0.005, 100, 0.9), binom.isf(0.005, 100, 0.9)
+    assert all(lo <= v <= hi for v in cover.values()), cover
 
 
 def test_fitting_and_plotting_do_not_import_torch():

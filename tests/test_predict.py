@@ -103,11 +103,11 @@ def _truth(n: float, c: float) -> float:
 
 def test_prediction_interval_of_one_run_covers_planted_outcomes():
     """The demo's design in miniature (3 budgets x 5 sizes, then one run at a size from a grid
-    of the family's spacing at 2.2x the top budget), 30 planted families: the 90% prediction
-    interval covers the new run's loss at least 24 times in 30 (P[<24 | true 90%] = 2.6%), and
-    the law's confidence interval, which leaves out what one run scatters by, covers it less.
-    (The PI is not always the wider: it mixes the isoFLOP and parametric forms, and where the
-    parametric one is much tighter the mixture can be narrower than the isoFLOP law's CI.)"""
+    of the family's spacing at 2.2x the top budget), 30 planted families, through the product's
+    own path (study/stored_fits.predict_at): the law's confidence interval, which leaves out
+    what one run scatters by, covers the new run's loss less often than the 90% prediction
+    interval, which is the wider in most families. Its coverage, both ways, on truths neither
+    route assumes: tests/test_coverage.py."""
     budgets, held, noise = (1e18, 1.5e18, 2.25e18), 5e18, 0.003
     grid = 10 ** np.arange(6, 12, 0.2)
     pi_hits = ci_hits = wider = 0
@@ -121,7 +121,7 @@ def test_prediction_interval_of_one_run_covers_planted_outcomes():
         pi_hits += pred.outcome.contains(outcome)
         ci_hits += pred.loss.contains(outcome)
         wider += pred.outcome.hi - pred.outcome.lo > pred.loss.hi - pred.loss.lo
-    assert pi_hits >= 24 and ci_hits < pi_hits and wider >= 20
+    assert ci_hits < pi_hits and wider >= 20
 
 
 def test_predict_without_runs_is_one_error_and_creates_nothing(tmp_path, capsys):

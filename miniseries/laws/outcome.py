@@ -134,10 +134,12 @@ def outcome_interval(
     level: float = LEVEL,
     seed: int = 0,
     noise_floor: tuple[float, int] | None = None,
+    centre: tuple[str, dict] | None = None,
 ) -> tuple[Interval, dict]:
     """The prediction interval of what will be measured at ``budget``: one run of size
     ``params[0]`` (one size given), or the parabola vertex over runs of the given sizes.
-    Returns the interval and its components (each in loss units), for the record."""
+    Returns the interval and its components (each in loss units), for the record. ``centre``:
+    ``centre_route``'s answer for this fit, when the caller has it (it refits per origin)."""
     if fit.n_law is None:
         raise ValueError("a prediction interval needs a fit with power laws (2 usable budgets)")
     lc, s = math.log10(budget), fit.samples
@@ -172,7 +174,9 @@ def outcome_interval(
     pick = rng.integers(0, law_l.size, DRAWS)
     iso = law_l[pick] + penalty[pick] + rng.standard_normal(DRAWS) * mis
     other = _parametric_centres(parametric, budget, params)
-    route, errors = centre_route(fit, runs, parametric) if other.size else ("isoflop", {})
+    if not other.size:
+        centre = ("isoflop", {})
+    route, errors = centre or centre_route(fit, runs, parametric)
     centre = iso
     if route == "parametric":  # its point too: the median of its refits' expected measurement
         centre, point_l, point_pen = (
@@ -204,20 +208,30 @@ def outcome_interval(
     return interval, components
 
 
+CENTRE_ORIGINS = 3  # rolling origins behind centre_route: the latest, nearest to the forecast
+
+
 def centre_route(fit: ScalingFit, runs: list[Run], parametric: ParametricFit) -> tuple[str, dict]:
     """Which route's expected measurement centres the interval: the one with the smaller
-    rolling-origin error on these runs (fit the usable budgets below each k >= 2, forecast every
-    larger budget's vertex L*; sum of |log error|), "both" (an equal mixture) with fewer than 3
-    usable budgets, where there is nothing to forecast. The isoFLOP route's error is that of its
-    preferred L* form (FlooredLaw.validation)."""
+    rolling-origin error on these runs (fit the usable budgets below k, forecast every larger
+    budget's vertex L*; sum of |log error|; the latest CENTRE_ORIGINS origins k >= 2, which also
+    bounds the parametric refits), "both" (an equal mixture) with fewer than 3 usable budgets,
+    where there is nothing to forecast. The isoFLOP route forecasts with its preferred L* form."""
     used = sorted((v for v in fit.vertices if v.usable), key=lambda v: v.budget)
-    fl = fit.floor_law
-    if len(used) < 3 or fl is None or "forecasts" not in fl.validation:
+    if len(used) < 3 or fit.floor_law is None:
         return "both", {}
-    iso = min(fl.validation["floored_abs_log_error"], fl.validation["power_law_abs_log_error"])
+    lc = np.log10([v.budget for v in used])
+    loss = np.array([v.loss_opt for v in used])
+    e = fit.floor_law.E if fit.floored else 0.0
     by_budget = dict(group_budgets(runs))
-    par = 0.0
-    for k in range(2, len(used)):
+    iso = par = 0.0
+    for k in range(max(2, len(used) - CENTRE_ORIGINS), len(used)):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            y = np.log10(loss[:k] - e)
+        if not np.all(np.isfinite(y)):
+            return "both", {}
+        slope, icpt = np.polyfit(lc[:k], y, 1)
+        iso += float(np.sum(np.abs(np.log((e + 10 ** (icpt + slope * lc[k:])) / loss[k:]))))
         below = [r for v in used[:k] for r in by_budget[v.budget]]
         try:
             sub = fit_parametric(below, fit.convention, 0, objective=parametric.objective,

@@ -29,7 +29,7 @@ from miniseries.laws import Laws, fit_laws
 from miniseries.laws.base import LEVEL, PREDICTION, Interval, Run, clean_json, group_budgets
 from miniseries.laws.fpt import FlopsPerToken
 from miniseries.laws.isoflop import fit_vertex
-from miniseries.laws.outcome import leverage, outcome_interval, run_noise
+from miniseries.laws.outcome import centre_route, leverage, outcome_interval, run_noise
 
 FLOORED = "isoflop (floored)"
 POWER = "isoflop (power law)"
@@ -267,9 +267,12 @@ def validate_runs(
         if laws.isoflop.floor_law is None:
             notes.append(f"origin {origin:.3g}: no floored L* (under 2 vertices above E)")
         noise = run_noise(laws.isoflop, fit_runs)
+        centre = centre_route(laws.isoflop, fit_runs, laws.parametric) if laws.parametric else None
         for j in range(k, m):
             rng = np.random.default_rng([seed, k, j])
-            forecasts += _forecasts(laws, fit_runs, origin, usable[j], noise, level, rng, seed)
+            forecasts += _forecasts(
+                laws, fit_runs, origin, usable[j], (noise, centre), level, rng, seed
+            )
     return Validation(
         convention=convention,
         level=level,
@@ -309,14 +312,14 @@ def _forecasts(laws: Laws, fit_runs, origin, target, noise, level, rng, seed) ->
         pred = p.predict(c)
         routes.append((pred.method, pred, p.sample_optima(c)[2]))
     out = []
-    sigma, dof = noise
+    (sigma, dof), centre = noise
     for route, pred, draws in routes:
         h = leverage(sizes, math.log10(pred.n_opt.point))
         pi = _pi(pred.loss.point, draws, sigma, dof, h, level, rng)
         out.append(_forecast(origin, c, vertex, route, pred.loss, pi, pred.n_opt))
     if iso.n_law is not None:
         pi, _ = outcome_interval(
-            iso, fit_runs, c, sizes, parametric=laws.parametric, level=level, seed=seed
+            iso, fit_runs, c, sizes, laws.parametric, level, seed, centre=centre
         )
         out.append(_forecast(origin, c, vertex, PRODUCT, raw.loss, pi, None))
     return out
