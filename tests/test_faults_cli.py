@@ -66,6 +66,13 @@ def ws(tiny_data, tmp_path_factory):
             d = c / (6 * n)
             rows2.append(f"{n},{d},{1.69 + 1.1 * 406.4 / n**0.34 + 410.7 / d**0.28},{c}")
     good2.write_text("\n".join(rows2) + "\n")
+    good4 = root / "good4.csv"  # four usable budgets: enough for `validate`'s rolling origin
+    rows4 = ["params,tokens,loss,budget"]
+    for c in (3e17, 1e18, 3e18, 1e19):
+        for n in (1e7, 2e7, 5e7, 1e8, 2e8, 5e8):
+            d = c / (6 * n)
+            rows4.append(f"{n},{d},{1.69 + 406.4 / n**0.34 + 410.7 / d**0.28},{c}")
+    good4.write_text("\n".join(rows4) + "\n")
     bad = {
         "nonnumeric.csv": "params,tokens,loss\n1e6,1e7,abc\n2e6,2e7,1.0\n",
         "missing.csv": "a,b\n1,2\n",
@@ -93,6 +100,7 @@ def ws(tiny_data, tmp_path_factory):
         "tok": str(tok),
         "good": str(good),
         "good2": str(good2),
+        "good4": str(good4),
         "project": str(project),
         "swept": str(root / "swept"),
         **{k: str(root / k) for k in bad},
@@ -257,6 +265,16 @@ def fuzz_table(ws) -> dict[str, tuple[list[str], list[tuple[str, list[str]]]]]:
                 ("--bootstrap", ["-1", "-100", "abc", "1.5", ""]),
                 ("--convention", CHOICE),
                 ("--seed", NONNEG_INT),
+            ],
+        ),  # fmt: skip
+        "validate": (
+            ["validate", ws["good4"], "--bootstrap", "0", "--min-fit-budgets", "2"],
+            [
+                ("--convention", CHOICE),
+                ("--bootstrap", ["-1", "abc"]),
+                ("--seed", NONNEG_INT),
+                ("--min-fit-budgets", ["0", "-1", "abc", "1"]),
+                ("--project", bad_projects),
             ],
         ),  # fmt: skip
         "core": (
