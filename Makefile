@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-all lint format demo ablation bench clean
+.PHONY: install test test-all lint format demo ablation recipe-ablation bench clean
 
 install: $(STAMP)
 
@@ -32,6 +32,9 @@ demo: install
 
 ablation: install
 	$(PY) -m miniseries ablate optimizer --project ablation
+
+recipe-ablation: install  # docs/recipe-ablation.md; ~25-30 min on 2 cores, resumable
+	$(PY) -m miniseries ablate recipe --project recipe --workers 2
 
 bench: install
 	$(PY) benchmarks/train_throughput.py --depths 1-7

@@ -30,6 +30,9 @@ PRESET_FIELDS = (
     "val_tokens",
     "threads",
 )
+# Recipe fields a run may override too (RunSpec overrides; no flags: the recipe ablation sets them
+# per cell, docs/recipe-ablation.md). Part of a run's identity like the fields above.
+RECIPE_FIELDS = ("warmup_steps", "warmdown_ratio", "final_lr_frac", "muon_momentum")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from miniseries.config import PRESET_FIELDS
 from miniseries.errors import UserError
 
 NO_DATA = "(no data yet)"  # a dry run's stand-in for data that does not exist yet
@@ -122,7 +123,9 @@ def cpu_step_seconds(specs, threads: int = 1, steps: int = 6) -> dict[tuple, flo
 
 
 def shape_key(spec) -> tuple:
-    return (spec.preset, spec.depth, tuple(sorted(spec.overrides.items())))
+    """What a step's time depends on: the model and the preset fields (not recipe settings)."""
+    return (spec.preset, spec.depth, tuple(sorted((k, v) for k, v in spec.overrides.items()
+                                                  if k in PRESET_FIELDS)))  # fmt: skip
 
 
 def _time_steps(spec, steps: int) -> float:

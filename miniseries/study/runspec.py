@@ -7,7 +7,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from miniseries.config import CPU, PRESET_FIELDS, Preset, get_preset
+from miniseries.config import CPU, PRESET_FIELDS, RECIPE_FIELDS, Preset, get_preset
 from miniseries.errors import UserError
 from miniseries.plan import Plan, plan_for_depth, plan_for_steps, plan_isoflop
 from miniseries.store.db import run_id
@@ -45,10 +45,11 @@ class RunSpec:
     wandb: str | None = None  # W&B project the run logs to (how it runs, not what it is)
 
     def __post_init__(self):
-        unknown = set(self.overrides) - set(PRESET_FIELDS)
+        unknown = set(self.overrides) - set(PRESET_FIELDS) - set(RECIPE_FIELDS)
         if unknown:
             raise UserError(
-                f"unknown preset override(s) {sorted(unknown)}; choose from {PRESET_FIELDS}"
+                f"unknown preset override(s) {sorted(unknown)}; choose from "
+                f"{PRESET_FIELDS + RECIPE_FIELDS}"
             )
         self.data, self.tokenizer = (
             str(Path(self.data).resolve()),
