@@ -44,6 +44,14 @@ def test_small_demo_end_to_end(markov_data, tmp_path):
         series = store.list_runs(kind="series", status="done")
         assert {r["budget"] for r in iso} == {*FIT_BUDGETS, HELD_OUT}
         assert len(series) == 3
+        # the series follows the ratio rule (study/series_rule.py, tested on its own): each depth at
+        # the ratio it names, to within one optimizer step of tokens, and the headline says which
+        trend = result["laws"].isoflop.ratio_trend_interval
+        for r in series:
+            want = result["series_ratios"][r["depth"]] * r["params_total"]
+            assert abs(r["tokens"] - want) <= r["tokens"] / r["steps"]
+        per_depth = math.isfinite(trend.lo + trend.hi) and not trend.lo <= 0 <= trend.hi
+        assert (len(set(result["series_ratios"].values())) > 1) == per_depth
         for r in iso:  # every run spent its budget to within one optimizer step
             assert abs(r["flops"] - r["budget"]) <= r["flops"] / r["steps"]
         assert store.latest_fit("isoflop_laws") is not None
@@ -51,7 +59,7 @@ def test_small_demo_end_to_end(markov_data, tmp_path):
     report = result["report"]
     assert report.html_path.exists() and report.md_path.exists()
     text = lines[-1]
-    assert "report:" in text and "time:" in text
+    assert "report:" in text and "time:" in text and "miniseries trained at:" in text
     assert f"held-out budget {HELD_OUT:.3g}: predicted optimal bpb" in text
     assert "judged against the 90% PI of the measured vertex" in text
     assert "before the first judged run started" in text and ": blind" in text

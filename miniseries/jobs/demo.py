@@ -93,6 +93,7 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
     from miniseries.store.db import open_store
     from miniseries.study.results import blind_check, measured_optimum
     from miniseries.study.runspec import isoflop_specs, series_specs
+    from miniseries.study.series_rule import series_ratios
     from miniseries.study.stored_fits import (
         FIT_KIND,
         depth_window,
@@ -148,11 +149,14 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
         log(f"\n== no usable tokens:params ratio from the fit (see the report); using {ratio}")
 
     t = time.time()
-    log(f"== miniseries: depths {_fmt(cfg.series_depths)} at ratio {ratio:.2f}")
-    specs = series_specs(
-        cfg.series_depths, ratio, cfg.preset, study="series", evals=cfg.series_evals,
-        convention=cfg.convention, **common,
-    )  # fmt: skip
+    ratios, series_rule = series_ratios(laws.isoflop, cfg.series_depths, cfg.preset, cfg.convention)
+    log(f"== miniseries: depths {_fmt(cfg.series_depths)}: {series_rule}")
+    specs = [
+        s for d, r in ratios.items() for s in series_specs(
+            [d], r, cfg.preset, study="series", evals=cfg.series_evals,
+            convention=cfg.convention, **common,
+        )
+    ]  # fmt: skip
     execute(specs, cfg.project, core=cfg.core_cap, **run_kw)
     stage["series"] = time.time() - t
 
@@ -167,6 +171,8 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
         "measured": measured,
         "laws": laws,
         "ratio": ratio,
+        "series_rule": series_rule,
+        "series_ratios": ratios,
         "setup_s": setup,
         "stage_s": stage,
         "total_s": total,
@@ -305,6 +311,8 @@ def headline(result: dict) -> str:
                 f"{pred.loss.label}: {fmt_interval(pred.loss, '.4f')})"
             )
         lines += [f"  {line}" for line in alternative_lines(pred, meas["loss"])]
+    if result.get("series_rule"):
+        lines.append(f"  miniseries trained at: {result['series_rule']}")
     blind = result.get("blind")
     if blind:
         lines.append(f"  {blind}")

@@ -186,6 +186,14 @@ def runs_section(ctx: Context) -> Section:
         f"{len(rows)} runs. params: {n_label(conv)}; FLOPs: training compute; val bpb: bits per "
         "byte on the fixed validation set; wall: seconds from start to finish."
     )
+    series = sorted((r for r in rows if r["kind"] == "series" and r.get(f"params_{conv}")),
+                    key=lambda r: r["depth"])  # fmt: skip
+    if series:
+        ratios = [r["tokens"] / r[f"params_{conv}"] for r in series]
+        per = ", ".join(f"d{r['depth']} {x:.2f}" for r, x in zip(series, ratios))
+        how = ("one ratio for every depth" if max(ratios) / min(ratios) < 1.02
+               else "each depth at the ratio the law gives at its own compute")  # fmt: skip
+        s.p(f"The miniseries trained at tokens:params ({n_label(conv)}): {how}: {per}.")
     order = {k: i for i, k in enumerate(("isoflop", "series", "lr_sweep", "one_knob", "single"))}
     rows = sorted(rows, key=lambda r: (order.get(r["kind"], 9), r["budget"] or 0, r["depth"] or 0))
     s.table(*rt.runs_table(rows, conv))
