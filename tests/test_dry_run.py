@@ -113,3 +113,29 @@ def test_gpu_dry_run_needs_no_torch(empty_cache, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "total: 2 runs, 2e+18 FLOPs" in out.stdout
+
+
+def test_compile_where_it_pays_rule():
+    """compile_depths by hand: step time from the plan alone (STEP_S + FLOPs per step /
+    PEAK_FLOPS), saved = steps x step x (1 - COMPILED_STEP), against one cold compile plus a warm
+    load per further run of the shape."""
+    from miniseries.accounting import flops_per_token
+    from miniseries.config import CPU
+    from miniseries.study import plan_cost as cost
+    from miniseries.study.runspec import PEAK_FLOPS, STEP_S, RunSpec
+
+    def spec(depth, steps):
+        return RunSpec(depth=depth, steps=steps, data=".", tokenizer=".")
+
+    def saved(depth, steps):
+        fpt = flops_per_token(CPU.model_config(depth))
+        return steps * (STEP_S + fpt * CPU.batch_tokens / PEAK_FLOPS) * (1 - cost.COMPILED_STEP)
+
+    assert saved(1, 100) < cost.COMPILE_COLD_S and saved(4, 5000) > cost.COMPILE_COLD_S
+    assert cost.compile_depths([spec(1, 100), spec(4, 5000)]) == {4}
+    # two runs of one shape: one cold compile, one warm load
+    n = 1
+    while 2 * saved(2, n) <= cost.COMPILE_COLD_S + cost.COMPILE_WARM_S:
+        n += 1
+    assert 2 not in cost.compile_depths([spec(2, n - 1), spec(2, n - 1)])
+    assert 2 in cost.compile_depths([spec(2, n), spec(2, n)])

@@ -41,7 +41,9 @@ class DemoConfig:
     core_cap: int | None = 50  # CORE-20 examples per task (None: no CORE)
     sweep_evals: int = 3
     series_evals: int = 16  # points per series curve: enough to see them run parallel
-    compile: bool = True  # torch.compile every run (kernels cached per machine; ~2x at d3-d6)
+    # torch.compile: True every run, False none, None the depths where it pays by the rule
+    # study/plan_cost.compile_depths (decided from the whole plan, before any run)
+    compile: bool | None = None
     n_bootstrap: int = 1000
     min_steps: int | None = None  # skip shorter runs (None: the preset's)
     data: str | None = None  # token shards; None: build the offline corpus and tokenize it
@@ -101,7 +103,6 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
         planned_n_opt,
         runs_for_fit,
     )
-    from miniseries.study.sweep import execute
 
     if cfg.heldout_budget <= max(cfg.fit_budgets):
         raise UserError("the held-out budget must be larger than every fitted budget")
@@ -112,9 +113,11 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
     Path(cfg.project).mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     data, tokenizer, setup = prepare_data(cfg, log)
-    common = dict(data=data, tokenizer=tokenizer, overrides=cfg.overrides, compile=cfg.compile)
+    common = dict(data=data, tokenizer=tokenizer, overrides=cfg.overrides)
     iso = dict(common, log=log, min_steps=cfg.min_steps, evals=cfg.sweep_evals)
-    run_kw = dict(workers=cfg.workers, progress=cfg.progress, log=log)
+    compiled = compiled_depths(cfg)
+    run_kw = dict(workers=cfg.workers, progress=cfg.progress, log=log, compiled=compiled)
+    log(f"compiling depths {_fmt(sorted(compiled)) or 'none'} (torch.compile where it pays)")
     stage = {}
 
     t = time.time()
@@ -130,7 +133,7 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
         depths = depth_window(n_opt, cfg.preset, cfg.convention, cfg.window)
     log(f"\n== held-out budget {cfg.heldout_budget:.3g}: depths {_fmt(depths)} (by the rule)")
     specs = isoflop_specs([cfg.heldout_budget], depths, cfg.preset, study="held-out", **iso)
-    execute(specs, cfg.project, **run_kw)
+    execute_compiled(specs, cfg.project, **run_kw)
     stage["held_out"] = time.time() - t
 
     with open_store(cfg.project) as store:
@@ -157,7 +160,7 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
             convention=cfg.convention, **common,
         )
     ]  # fmt: skip
-    execute(specs, cfg.project, core=cfg.core_cap, **run_kw)
+    execute_compiled(specs, cfg.project, core=cfg.core_cap, **run_kw)
     stage["series"] = time.time() - t
 
     t = time.time()
@@ -192,7 +195,7 @@ def dry_run_stages(cfg: DemoConfig) -> list[tuple[str, list]]:
     from miniseries.study.stored_fits import depth_window, planned_n_opt
 
     preset = cfg.preset.with_overrides(**cfg.overrides)
-    common = dict(data=NO_DATA, tokenizer=NO_DATA, overrides=cfg.overrides, compile=cfg.compile)
+    common = dict(data=NO_DATA, tokenizer=NO_DATA, overrides=cfg.overrides)
     iso = dict(common, log=lambda _: None, min_steps=cfg.min_steps, evals=cfg.sweep_evals)
 
     def window(c):
@@ -207,7 +210,33 @@ def dry_run_stages(cfg: DemoConfig) -> list[tuple[str, list]]:
     series = series_specs(cfg.series_depths, preset.ratio, cfg.preset, evals=cfg.series_evals,
                           convention=cfg.convention, **common)  # fmt: skip
     stages.append(("series", series))
+    compiled = _compiled_from(cfg, [s for _, specs in stages for s in specs])
+    for _, specs in stages:
+        for s in specs:
+            s.compile = s.depth in compiled
     return stages
+
+
+def _compiled_from(cfg: DemoConfig, specs) -> set[int]:
+    from miniseries.study.plan_cost import compile_depths
+
+    if cfg.compile is None:
+        return compile_depths(specs)
+    return {s.depth for s in specs} if cfg.compile else set()
+
+
+def compiled_depths(cfg: DemoConfig) -> set[int]:
+    """The depths the demo compiles: decided once, from the plan `demo --dry-run` prints."""
+    return {s.depth for _, specs in dry_run_stages(cfg) for s in specs if s.compile}
+
+
+def execute_compiled(specs, project, compiled: set[int], **kw):
+    """Train ``specs`` (study/sweep.execute), each compiled when its depth is in ``compiled``."""
+    from miniseries.study.sweep import execute
+
+    for s in specs:
+        s.compile = s.depth in compiled
+    return execute(specs, project, **kw)
 
 
 def sweep_fit_budgets(cfg: DemoConfig, iso: dict, run_kw: dict, log=print) -> None:
@@ -217,13 +246,12 @@ def sweep_fit_budgets(cfg: DemoConfig, iso: dict, run_kw: dict, log=print) -> No
     from miniseries.store.db import open_store
     from miniseries.study.runspec import isoflop_specs
     from miniseries.study.stored_fits import depth_window, planned_n_opt, runs_for_fit
-    from miniseries.study.sweep import execute
 
     preset, batch = cfg.preset, []
     budgets = sorted(cfg.fit_budgets)
     for i, c in enumerate(budgets):
         if i >= 2 and batch:  # the fit of the smaller budgets needs them trained first
-            execute(batch, cfg.project, **run_kw)
+            execute_compiled(batch, cfg.project, **run_kw)
             batch = []
         with open_store(cfg.project) as store:
             runs = runs_for_fit(store.list_runs(kind="isoflop", status="done"), cfg.convention)
@@ -231,7 +259,7 @@ def sweep_fit_budgets(cfg: DemoConfig, iso: dict, run_kw: dict, log=print) -> No
         depths = depth_window(n_opt, preset, cfg.convention, cfg.window)
         log(f"\n== isoFLOP budget {c:.3g}: depths {_fmt(depths)} around N* {n_opt:,.0f} ({source})")
         batch += isoflop_specs([c], depths, cfg.preset, study="fit", **iso)
-    execute(batch, cfg.project, **run_kw)
+    execute_compiled(batch, cfg.project, **run_kw)
 
 
 def predict_held_out(cfg: DemoConfig, log=print):

@@ -181,3 +181,20 @@ def makespan(seconds: list[float], workers: int) -> float:
     for s in sorted(seconds, reverse=True):
         heapq.heapreplace(free, free[0] + s)
     return max(free)
+
+
+def compile_depths(specs) -> set[int]:
+    """The depths worth compiling in a plan, by a measured rule: a shape compiles cold once per
+    machine (COMPILE_COLD_S) and loads warm for every later run (COMPILE_WARM_S); it pays when the
+    step time it saves over all the plan's runs of that shape, steps x (1 - COMPILED_STEP) x the
+    eager step (estimated from the plan alone, `RunSpec.estimated_s`, so the choice and the run
+    ids never depend on this machine's timing), is more than that. Short runs of small models
+    lose time to compiling; the long ones gain it."""
+    saved: dict = {}
+    count: dict = {}
+    for s in specs:
+        key = shape_key(s)
+        saved[key] = saved.get(key, 0.0) + s.estimated_s() * (1 - COMPILED_STEP)
+        count[key] = count.get(key, 0) + 1
+    pays = {k for k in saved if saved[k] > COMPILE_COLD_S + (count[k] - 1) * COMPILE_WARM_S}
+    return {k[1] for k in pays}
