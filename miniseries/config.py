@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from miniseries.errors import UserError
 
 MAX_DEPTH = 64
+LR_RULE_STEPS, LR_RULE_PARAMS = 300, 77_500  # the LR rule's reference run (Preset.lr_rule)
 CONVENTIONS = ("total", "kaplan", "matrices", "effective")  # accounting.py says what each counts
 # which LRs an LR multiplier scales -> the run setting that holds it (miniseries lr-sweep --group)
 LR_GROUPS = {"all": "lr_mult", "matrix": "matrix_lr_mult", "adam": "adam_lr_mult"}
@@ -32,7 +33,15 @@ PRESET_FIELDS = (
 )
 # Recipe fields a run may override too (RunSpec overrides; no flags: the recipe ablation sets them
 # per cell, docs/recipe-ablation.md). Part of a run's identity like the fields above.
-RECIPE_FIELDS = ("warmup_steps", "warmdown_ratio", "final_lr_frac", "muon_momentum")
+RECIPE_FIELDS = (
+    "warmup_steps",
+    "warmdown_ratio",
+    "final_lr_frac",
+    "muon_momentum",
+    "lr_horizon_exponent",
+    "lr_size_exponent",
+    "lr_rule_scale",
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,22 @@ class Preset:
     # as a new BOS-led piece. Short rows (the cpu preset) would otherwise drop ~70% of the corpus.
     remainder: str = "drop"
     width_offset: int = 0
+    # The LR as a function of the run (docs/recipe-ablation.md): every LR x lr_rule_scale x
+    # (steps / 300)^lr_horizon_exponent x (total params / 77.5K)^lr_size_exponent. Off (1) in the
+    # v1 presets; the attribution fitted 1.54, -0.564, -0.194 on the cpu family.
+    lr_rule_scale: float = 1.0
+    lr_horizon_exponent: float = 0.0
+    lr_size_exponent: float = 0.0
+
+    def lr_rule(self, steps: int, params_total: float) -> float:
+        """The LR multiplier the rule gives a run of ``steps`` steps and ``params_total`` params."""
+        if self.lr_horizon_exponent == 0 and self.lr_size_exponent == 0:
+            return self.lr_rule_scale
+        return (
+            self.lr_rule_scale
+            * (steps / LR_RULE_STEPS) ** self.lr_horizon_exponent
+            * (params_total / LR_RULE_PARAMS) ** self.lr_size_exponent
+        )
 
     def model_config(self, depth: int) -> ModelConfig:
         return model_config(depth, self)

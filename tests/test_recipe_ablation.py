@@ -168,3 +168,26 @@ def test_decision_rule():
     assert decide(v(-0.03, t + 1e-4), sd) == "rejected"
     assert decide(v(-0.02, 0.02), sd) == "no evidence"
     assert decide({}, sd).startswith("no evidence")
+
+
+def test_lr_rule_is_a_no_op_when_off_and_scales_every_lr_when_on(tiny_data, tmp_path):
+    """Preset.lr_rule: off (the v1 presets), a trainer's initial LRs are the preset's; on, every
+    group's LR is x scale (S/300)^h (N/77.5K)^s, by hand from the run's steps and params."""
+    from miniseries.accounting import param_counts
+    from miniseries.train.trainer import TrainConfig, Trainer
+
+    tokens, tok = tiny_data
+    tiny = {"vocab_size": 512, "seq_len": 64, "batch_tokens": 512, "device_batch_size": 4}
+
+    def lrs(**rule):
+        cfg = TrainConfig(depth=2, out=str(tmp_path / str(len(rule))), data=str(tokens),
+                          tokenizer=str(tok), steps=1200, overrides=dict(tiny, **rule))  # fmt: skip
+        t = Trainer(cfg, progress=False)
+        n = param_counts(t.model_cfg).total
+        return [g["initial_lr"] for o in t.optimizers for g in o.param_groups], n
+
+    off, n = lrs()
+    assert CPU.lr_rule(1200, n) == 1.0 and off == lrs(lr_rule_scale=1.0)[0]
+    on, _ = lrs(lr_rule_scale=1.5, lr_horizon_exponent=-0.5, lr_size_exponent=-0.2)
+    want = 1.5 * (1200 / 300) ** -0.5 * (n / 77_500) ** -0.2
+    assert on == pytest.approx([x * want for x in off], rel=1e-12)

@@ -229,7 +229,8 @@ class Trainer:
         ocfg = OptimConfig.from_preset(
             preset,
             optimizer=cfg.optimizer,
-            lr_mult=cfg.lr_mult,
+            lr_mult=cfg.lr_mult
+            * preset.lr_rule(self.plan.steps, param_counts(self.model_cfg).total),
             matrix_lr_mult=cfg.matrix_lr_mult,
             adam_lr_mult=cfg.adam_lr_mult,
             lr_width_exponent=cfg.lr_width_exponent,
