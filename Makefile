@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-all lint format demo ablation recipe-ablation bench clean
+.PHONY: install test test-all lint format demo ablation recipe-ablation raise-the-line bench clean
 
 install: $(STAMP)
 
@@ -35,6 +35,9 @@ ablation: install
 
 recipe-ablation: install  # docs/recipe-ablation.md; ~25-30 min on 2 cores, resumable
 	$(PY) -m miniseries ablate recipe --project recipe --workers 2
+
+raise-the-line: install  # docs/raise-the-line.md; `ablate options --dry-run` times it, resumable
+	$(PY) -m miniseries ablate options --project raise-the-line --workers 2
 
 bench: install
 	$(PY) benchmarks/train_throughput.py --depths 1-7

@@ -8,6 +8,7 @@ in parameters instead of ~2-3x (docs/cpu-preset.md says why). A *preset* is just
 defaults for everything else: vocabulary, sequence length, batch size, learning rates, precision.
 """
 
+import math
 from dataclasses import asdict, dataclass, replace
 
 from miniseries.errors import UserError
@@ -42,6 +43,14 @@ RECIPE_FIELDS = (
     "lr_size_exponent",
     "lr_rule_scale",
 )
+# nanochat's 2026 recipe changes (docs/raise-the-line.md), each off in the v1 presets. The first six
+# change the model (ModelConfig); the rest the optimizer, schedule and batch. Overridable per run.
+ARCH_FIELDS = ("value_embeds", "window_pattern", "lambdas", "smear", "backout", "softcap")
+OPTION_FIELDS = ARCH_FIELDS + (
+    "unembedding_lr",
+    "muon_weight_decay",
+    "batch_exponent",
+)
 
 
 @dataclass(frozen=True)
@@ -53,17 +62,51 @@ class ModelConfig:
     n_heads: int
     vocab_size: int  # the tokenizer's vocabulary; the embedding is padded up to a multiple of 64
     seq_len: int
+    # nanochat 2026 options (train/model.py says what each does); the defaults are the v1 model
+    value_embeds: bool = False  # a value embedding on alternating layers (the last included)
+    window_pattern: str = "L"  # tiled over layers: L full context, S a quarter; last layer L
+    lambdas: bool = False  # per-layer residual and x0 scalars
+    smear: bool = False  # gate the previous token's embedding into each position
+    backout: bool = False  # subtract a scaled mid-depth residual before the final norm
+    softcap: float = 15.0
 
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
 
     @property
+    def windows(self) -> tuple[int, ...]:
+        """Each layer's attention window in tokens (seq_len = full context)."""
+        pattern = self.window_pattern.upper()
+        short = max(1, self.seq_len // 4)
+        w = [short if pattern[i % len(pattern)] == "S" else self.seq_len for i in range(self.depth)]
+        w[-1] = self.seq_len
+        return tuple(w)
+
+    @property
+    def value_embed_layers(self) -> tuple[int, ...]:
+        """Layers with a value embedding: alternating, the last one always (nanochat's has_ve)."""
+        if not self.value_embeds:
+            return ()
+        return tuple(i for i in range(self.depth) if i % 2 == (self.depth - 1) % 2)
+
+    @property
     def padded_vocab(self) -> int:
         return -(-self.vocab_size // 64) * 64
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Its fields, the options left out where they are off: a v1 model keeps the dict (and so
+        the run ids and checkpoints) it had before the options existed."""
+        d = asdict(self)
+        for name in ARCH_FIELDS:
+            if d[name] == _MODEL_DEFAULTS[name]:
+                d.pop(name)
+        return d
+
+
+_MODEL_DEFAULTS = dict(
+    value_embeds=False, window_pattern="L", lambdas=False, smear=False, backout=False, softcap=15.0
+)
 
 
 @dataclass(frozen=True)
@@ -105,6 +148,50 @@ class Preset:
     lr_rule_scale: float = 1.0
     lr_horizon_exponent: float = 0.0
     lr_size_exponent: float = 0.0
+    # nanochat 2026 options (ModelConfig's fields and docs/raise-the-line.md), off in v1
+    value_embeds: bool = False
+    window_pattern: str = "L"
+    lambdas: bool = False
+    smear: bool = False
+    backout: bool = False
+    softcap: float = 15.0
+    scalar_lr: float = 0.5  # AdamW lr of the per-layer scalars (lambdas, smear, backout)
+    # Muon's cautious weight decay, cosine-decayed to 0 over the run and scaled as
+    # muon_weight_decay * sqrt(B / ref_batch) * (ref_tokens / D) (nanochat's rule)
+    muon_weight_decay: float = 0.0
+    # the batch from the run's tokens: ref_batch * (D / ref_tokens)^batch_exponent, rounded to a
+    # power of two, every LR x sqrt(B / ref_batch) (Power Lines; 0 = the fixed batch_tokens)
+    batch_exponent: float = 0.0
+    ref_tokens: int = 0  # D_ref of the two rules above (0: the preset's batch_tokens x 300 steps)
+    ref_batch: int = 0  # B_ref (0: batch_tokens)
+
+    def reference_batch(self) -> int:
+        return self.ref_batch or self.batch_tokens
+
+    def reference_tokens(self) -> int:
+        return self.ref_tokens or LR_RULE_STEPS * self.batch_tokens
+
+    def batch_for(self, tokens: float) -> int:
+        """The batch the rule gives a run of ``tokens`` tokens (batch_tokens when it is off): a
+        power of two, at least one row per forward pass."""
+        if not self.batch_exponent:
+            return self.batch_tokens
+        b = self.reference_batch() * (tokens / self.reference_tokens()) ** self.batch_exponent
+        return max(self.seq_len, 2 ** round(math.log2(b)))
+
+    def batch_lr_scale(self) -> float:
+        """Every LR's factor for this batch under the batch rule: sqrt(B / B_ref) (1 when off)."""
+        return (self.batch_tokens / self.reference_batch()) ** 0.5 if self.batch_exponent else 1.0
+
+    def muon_weight_decay_for(self, tokens: float) -> float:
+        """Muon's weight decay for a run of ``tokens`` tokens at this batch (nanochat's scaling)."""
+        if not self.muon_weight_decay:
+            return 0.0
+        return (
+            self.muon_weight_decay
+            * (self.batch_tokens / self.reference_batch()) ** 0.5
+            * (self.reference_tokens() / tokens)
+        )
 
     def lr_rule(self, steps: int, params_total: float) -> float:
         """The LR multiplier the rule gives a run of ``steps`` steps and ``params_total`` params."""
@@ -170,12 +257,41 @@ CPU = Preset(
     remainder="requeue",
 )
 
-PRESETS = {"cpu": CPU, "gpu": GPU}
+# nanochat HEAD (92d63d4, July 2026) at parity where miniseries has the change (docs/raise-the-
+# line.md lists each and what is not here): value embeddings, SSSL windows, lambdas, smear,
+# backout, 40 warm-up steps, 65% warm-down to 5%, unembedding LR 0.008, cautious Muon weight decay
+# 0.28 and the batch from the tokens, both referenced to d12 at 12 x (matrices + lm_head) tokens
+# and 2^19-token batches, and the ratio 12 under that count (kaplan here). HEAD's code soft-caps
+# at 15. v1 stays `gpu` (its run ids unchanged); `gpu-v1` names it too.
+GPU_V2 = replace(
+    GPU,
+    name="gpu-v2",
+    ratio=12.0,
+    convention="kaplan",
+    value_embeds=True,
+    window_pattern="SSSL",
+    lambdas=True,
+    smear=True,
+    backout=True,
+    warmup_steps=40,
+    warmdown_ratio=0.65,
+    final_lr_frac=0.05,
+    unembedding_lr=0.008,
+    muon_weight_decay=0.28,
+    batch_exponent=0.383,
+    ref_batch=2**19,
+    ref_tokens=1_321_210_944,  # 12 x (matrices + lm_head) of d12 (tests/test_options.py checks)
+)
+
+PRESETS = {"cpu": CPU, "gpu": GPU, "gpu-v2": GPU_V2}
+ALIASES = {"gpu-v1": "gpu"}  # nanochat's miniseries v1 recipe, by its version
 
 
 def get_preset(name: str) -> Preset:
+    name = ALIASES.get(name, name)
     if name not in PRESETS:
-        raise UserError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+        names = ", ".join([*PRESETS, *ALIASES])
+        raise UserError(f"unknown preset {name!r}; choose one of: {names}")
     return PRESETS[name]
 
 
@@ -202,10 +318,23 @@ def model_config(depth: int, preset: Preset) -> ModelConfig:
     d_model = n_heads * head_dim if width >= head_dim else width
     if d_model < head_dim:  # narrower than one head: a single head as wide as the model
         n_heads = 1
+    check_options(preset)
     return ModelConfig(
         depth=depth,
         d_model=d_model,
         n_heads=n_heads,
         vocab_size=preset.vocab_size,
         seq_len=preset.seq_len,
+        **{name: getattr(preset, name) for name in ARCH_FIELDS},
     )
+
+
+def check_options(preset: Preset) -> None:
+    """Raise UserError on option values that cannot build a model."""
+    pattern = str(preset.window_pattern)
+    if not pattern or set(pattern.upper()) - set("SL"):
+        raise UserError(f"window_pattern is a string of S and L (e.g. SSSL), got {pattern!r}")
+    if not (preset.softcap > 0 and math.isfinite(preset.softcap)):
+        raise UserError(f"softcap must be a positive number, got {preset.softcap!r}")
+    if preset.batch_exponent < 0 or preset.muon_weight_decay < 0:
+        raise UserError("batch_exponent and muon_weight_decay must be >= 0")

@@ -9,7 +9,7 @@ what the trainer will spend (flops_per_token x tokens).
 """
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from miniseries.accounting import flops_per_token, param_counts
 from miniseries.config import MAX_DEPTH, Preset, check_convention, check_depth, model_config
@@ -71,6 +71,19 @@ def _steps_for_tokens(tokens: float, preset: Preset) -> int:
     return max(1, round(tokens / preset.batch_tokens))
 
 
+def batched(preset: Preset, tokens: float) -> Preset:
+    """The preset at the batch its batch rule gives ``tokens`` tokens (itself when the rule is
+    off), the rules' references pinned so that the batch it now holds is not taken for them."""
+    if not preset.batch_exponent:
+        return preset
+    return replace(
+        preset,
+        batch_tokens=preset.batch_for(tokens),
+        ref_batch=preset.reference_batch(),
+        ref_tokens=preset.reference_tokens(),
+    )
+
+
 def plan_for_depth(
     depth: int, preset: Preset, ratio: float | None = None, convention: str | None = None
 ) -> Plan:
@@ -80,6 +93,7 @@ def plan_for_depth(
     if not (ratio > 0 and math.isfinite(ratio)):
         raise UserError(f"tokens:params ratio must be a positive number, got {ratio!r}")
     n = param_counts(model_config(check_depth(depth), preset)).by_convention(convention)
+    preset = batched(preset, ratio * n)
     return _make_plan(preset, depth, _steps_for_tokens(ratio * n, preset), convention)
 
 
@@ -88,6 +102,7 @@ def plan_isoflop(depth: int, flops: float, preset: Preset, convention: str | Non
     convention = check_convention(convention or preset.convention)
     _check_budget(flops)
     fpt = flops_per_token(model_config(check_depth(depth), preset))
+    preset = batched(preset, flops / fpt)
     return _make_plan(preset, depth, _steps_for_tokens(flops / fpt, preset), convention, flops)
 
 
@@ -126,6 +141,7 @@ def plan_for_flops(
         )
     best = min(depths, key=lambda d: abs(math.log(costs[d - 1] / flops)))
     fpt = flops_per_token(model_config(best, preset))
+    preset = batched(preset, flops / fpt)
     steps = _steps_for_tokens(flops / fpt, preset)
     return _make_plan(preset, best, steps, convention, flops)
 

@@ -18,6 +18,15 @@ was not fitted on, seed noise; the protocol and the decision rule are docs/recip
 Writes PROJECT/recipe-ablation.md and .json. About 200 runs: plan with --dry-run.
 
   miniseries ablate recipe --project recipe --workers 2   (make recipe-ablation)
+
+options: what each recipe change is worth in compute (the "raise the line" ledger). Arms: the
+baseline, each change (nanochat's 2026 changes by name: --changes, default all of them; or any
+overridable preset field: --arm NAME:field=value,...), and all the named changes together, on one
+rule-placed isoFLOP design; each arm's LR is checked at the middle cell and retuned if it moved.
+Writes PROJECT/raise-the-line.md and .json (docs/raise-the-line.md). Plan with --dry-run.
+
+  miniseries ablate options --project raise-the-line --workers 2   (make raise-the-line)
+  miniseries ablate options --changes value_embeds,smear --arm wide:aspect_ratio=10 --dry-run
 """
 
 import argparse
@@ -35,7 +44,7 @@ def add_parser(sub) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("what", choices=(*ARMS, "recipe"), help="what the arms differ in")
+    p.add_argument("what", choices=(*ARMS, "recipe", "options"), help="what the arms differ in")
     p.add_argument("--project", help="output folder (default: ablation, or recipe)")
     p.add_argument("--workers", type=positive_int, default=d.workers, help="runs at once")
     p.add_argument("--budgets", type=float_list, help="isoFLOP budgets (default 2e11,3e11,4.5e11)")
@@ -49,7 +58,16 @@ def add_parser(sub) -> None:
     p.add_argument("--data", help="token shards folder (default: the offline corpus)")
     p.add_argument("--tokenizer", help="tokenizer folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--dry-run", action="store_true", help="recipe: list the runs, train nothing")
+    p.add_argument(
+        "--changes", help="options: named changes, comma-separated (default: all; --help lists)"
+    )
+    p.add_argument(
+        "--arm", action="append", default=[], metavar="NAME:FIELD=VALUE,...",
+        help="options: an extra arm of preset overrides (repeatable), e.g. wide:aspect_ratio=10",
+    )  # fmt: skip
+    p.add_argument(
+        "--dry-run", action="store_true", help="recipe, options: list the runs, train nothing"
+    )
     p.set_defaults(run=run)
 
 
@@ -59,6 +77,8 @@ def run(args) -> int:
 
     if args.what == "recipe":
         return run_recipe(args)
+    if args.what == "options":
+        return run_options(args)
     if args.budgets is not None and len(args.budgets) < 2:
         raise UserError("--budgets needs 2 or more budgets (power laws need 2), e.g. 2e11,3e11")
     d = AblationConfig()
@@ -102,4 +122,48 @@ def run_recipe(args) -> int:
         print(plan_text(cfg))
         return 0
     run_recipe_ablation(cfg)
+    return 0
+
+
+def parse_arm(text: str) -> tuple[str, dict]:
+    """'NAME:field=value,field=value' -> (NAME, {field: value}); values read as YAML scalars."""
+    import yaml
+
+    from miniseries.errors import UserError
+
+    name, sep, body = text.partition(":")
+    pairs = [kv.partition("=") for kv in body.split(",") if kv]
+    if not sep or not name or not pairs or any(not k or not eq for k, eq, _ in pairs):
+        raise UserError(f"--arm wants NAME:field=value[,field=value], got {text!r}")
+    return name, {k: yaml.safe_load(v) for k, _, v in pairs}
+
+
+def run_options(args) -> int:
+    from miniseries.errors import UserError
+    from miniseries.jobs.raise_line import CHANGES, LedgerConfig, plan_text, run_ledger
+
+    d = LedgerConfig()
+    if args.budgets is not None and len(args.budgets) < 2:
+        raise UserError("--budgets needs 2 or more budgets (power laws need 2), e.g. 2e11,6.3e11")
+    changes = tuple(c for c in (args.changes or "").split(",") if c) if args.changes else d.changes
+    unknown = sorted(set(changes) - set(CHANGES))
+    if unknown:
+        raise UserError(f"unknown change(s) {unknown}; choose from {', '.join(CHANGES)}")
+    custom = dict(parse_arm(a) for a in args.arm)
+    cfg = LedgerConfig(
+        project=args.project or d.project,
+        workers=args.workers,
+        budgets=tuple(args.budgets or d.budgets),
+        window=d.window if args.window is None else args.window,
+        changes=changes,
+        custom=custom,
+        n_bootstrap=d.n_bootstrap if args.bootstrap is None else args.bootstrap,
+        data=args.data,
+        tokenizer=args.tokenizer,
+        progress=not args.quiet,
+    )
+    if args.dry_run:
+        print(plan_text(cfg))
+        return 0
+    run_ledger(cfg)
     return 0

@@ -96,7 +96,11 @@ def require(condition: bool, message: str) -> None:
 def add_preset_args(p: argparse.ArgumentParser) -> None:
     """--preset plus the overrides every stage that builds a model accepts."""
     g = p.add_argument_group("preset (defaults for everything below; see `miniseries plan --help`)")
-    g.add_argument("--preset", default="cpu", help="cpu (tiny, fp32) or gpu (nanochat-like, bf16)")
+    g.add_argument(
+        "--preset", default="cpu",
+        help="cpu (tiny, fp32), gpu (nanochat miniseries v1, bf16; also gpu-v1) or gpu-v2 "
+        "(nanochat HEAD 2026: docs/raise-the-line.md)",
+    )  # fmt: skip
     g.add_argument("--vocab-size", type=int, help="tokenizer vocabulary (preset default)")
     g.add_argument("--seq-len", type=int, help="tokens per row")
     g.add_argument("--batch-tokens", type=int, help="tokens per optimizer step, all ranks")

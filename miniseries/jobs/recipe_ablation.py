@@ -59,7 +59,7 @@ def design(cfg: RecipeConfig) -> dict[float, list[int]]:
     return out
 
 
-def _base_tokens(cfg: RecipeConfig, depth: int, budget: float) -> int:
+def base_tokens(cfg: RecipeConfig, depth: int, budget: float) -> int:
     from miniseries.plan import plan_isoflop
 
     return plan_isoflop(depth, budget, cfg.preset.with_overrides(**cfg.overrides)).tokens
@@ -78,7 +78,7 @@ def ramp_for(steps: int) -> int:
     return min(RAMP_CAP, max(1, round(RAMP_FRAC * steps)))
 
 
-def _cell_spec(
+def cell_specs(
     cfg, common, arm, depth, budget, lr_mult=1.0, overrides=None, seed=0, kind="isoflop"
 ):
     from miniseries.study.runspec import isoflop_specs
@@ -99,7 +99,7 @@ def arm_specs(cfg: RecipeConfig, common: dict, arm: str, rule=None) -> dict:
 
     windows = design(cfg)
     d_ref = math.exp(
-        sum(math.log(_base_tokens(cfg, d, c)) for c, ds in windows.items() for d in ds)
+        sum(math.log(base_tokens(cfg, d, c)) for c, ds in windows.items() for d in ds)
         / sum(len(ds) for ds in windows.values())
     )
     out = {}
@@ -114,12 +114,12 @@ def arm_specs(cfg: RecipeConfig, common: dict, arm: str, rule=None) -> dict:
             elif arm == "warmdown":
                 kw = dict(overrides={"warmdown_ratio": 0.65, "final_lr_frac": 0.05})
             elif arm == "batch":
-                b = batch_for(_base_tokens(cfg, d, c), d_ref, cfg.preset)
+                b = batch_for(base_tokens(cfg, d, c), d_ref, cfg.preset)
                 if b != cfg.preset.batch_tokens:  # else: base's run
                     kw = dict(overrides={"batch_tokens": b}, lr_mult=math.sqrt(b / 1024))
             elif arm == "lr_rule":
                 kw = dict(lr_mult=rule.multiplier(steps, _params(cfg, d)))
-            out[(c, d)] = _cell_spec(cfg, common, arm, d, c, **kw)
+            out[(c, d)] = cell_specs(cfg, common, arm, d, c, **kw)
     return out
 
 
@@ -134,7 +134,7 @@ def gold_specs(cfg: RecipeConfig, common: dict, mults=GOLD_GRID) -> dict:
     out = {}
     for c in sorted(windows)[: cfg.gold_budgets]:
         for d in windows[c]:
-            out[(c, d)] = [s for m in mults for s in _cell_spec(cfg, common, "gold", d, c, m)]
+            out[(c, d)] = [s for m in mults for s in cell_specs(cfg, common, "gold", d, c, m)]
     return out
 
 
@@ -143,11 +143,11 @@ def noise_specs(cfg: RecipeConfig, common: dict) -> list:
         s
         for d, c in cfg.noise_cells
         for seed in range(cfg.noise_seeds)
-        for s in _cell_spec(cfg, common, "noise", d, c, seed=seed, kind="noise")
+        for s in cell_specs(cfg, common, "noise", d, c, seed=seed, kind="noise")
     ]
 
 
-def _execute(specs, cfg, log):
+def execute_unique(specs, cfg, log):
     from miniseries.study.sweep import execute
 
     unique: dict = {}
@@ -158,7 +158,7 @@ def _execute(specs, cfg, log):
     execute(unique, cfg.project, workers=cfg.workers, progress=cfg.progress, log=log)
 
 
-def _rows(cfg, specs_by_cell: dict) -> dict:
+def finished_rows(cfg, specs_by_cell: dict) -> dict:
     """{(budget, depth): [store rows of the cell's finished runs]}."""
     from miniseries.store.db import open_store
 
@@ -176,7 +176,7 @@ def _done(row) -> bool:
 
 def extend_gold(cfg, common, gold: dict) -> dict:
     """Cells whose best grid LR is at an edge get the next multiplier past it (GOLD_EDGES)."""
-    rows = _rows(cfg, gold)
+    rows = finished_rows(cfg, gold)
     extra = {}
     for cell, rs in rows.items():
         if not rs:
@@ -184,7 +184,7 @@ def extend_gold(cfg, common, gold: dict) -> dict:
         best = min(rs, key=lambda r: r["val_bpb"])["lr_mult"]
         if best in GOLD_EDGES:
             c, d = cell
-            extra[cell] = _cell_spec(cfg, common, "gold", d, c, GOLD_EDGES[best])
+            extra[cell] = cell_specs(cfg, common, "gold", d, c, GOLD_EDGES[best])
     return extra
 
 
@@ -203,15 +203,15 @@ def run_recipe_ablation(cfg: RecipeConfig, log=print) -> dict:
     gold = gold_specs(cfg, common)
     noise = noise_specs(cfg, common)
     log("== phase 1: the one-factor arms, the gold grid and the seed noise")
-    _execute([s for a in arms.values() for ss in a.values() for s in ss]
+    execute_unique([s for a in arms.values() for ss in a.values() for s in ss]
              + [s for ss in gold.values() for s in ss] + noise, cfg, log)  # fmt: skip
     extra = extend_gold(cfg, common, gold)
     if extra:
         log(f"== phase 2: {len(extra)} gold cells best at a grid edge: one more multiplier each")
-        _execute([s for ss in extra.values() for s in ss], cfg, log)
+        execute_unique([s for ss in extra.values() for s in ss], cfg, log)
         for cell, ss in extra.items():
             gold[cell] = gold[cell] + ss
-    gold_rows = _rows(cfg, gold)
+    gold_rows = finished_rows(cfg, gold)
     rule = fit_lr_rule(gold_rows, lambda d: _params(cfg, d))
     log(f"== phase 3: the LR rule fitted on gold: {rule.describe()}")
     arms["lr_rule"] = arm_specs(cfg, common, "lr_rule", rule)
@@ -222,16 +222,16 @@ def run_recipe_ablation(cfg: RecipeConfig, log=print) -> dict:
     for d in check_depths:
         (spec,) = arms["lr_rule"][(last, d)]
         transfer[(last, d)] = [spec] + [
-            s for m in TRANSFER_MULTS for s in _cell_spec(cfg, common, "lr_check", d, last,
+            s for m in TRANSFER_MULTS for s in cell_specs(cfg, common, "lr_check", d, last,
                                                           spec.lr_mult * m)
         ]  # fmt: skip
-    _execute([s for ss in arms["lr_rule"].values() for s in ss]
+    execute_unique([s for ss in arms["lr_rule"].values() for s in ss]
              + [s for ss in transfer.values() for s in ss], cfg, log)  # fmt: skip
     result = analyse(
-        {a: _rows(cfg, specs) for a, specs in arms.items()},
+        {a: finished_rows(cfg, specs) for a, specs in arms.items()},
         gold_rows,
-        _rows(cfg, {("noise", i): [s] for i, s in enumerate(noise)}),
-        _rows(cfg, transfer),
+        finished_rows(cfg, {("noise", i): [s] for i, s in enumerate(noise)}),
+        finished_rows(cfg, transfer),
         rule,
         n_bootstrap=cfg.n_bootstrap,
         log=log,

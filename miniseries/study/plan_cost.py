@@ -21,7 +21,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from miniseries.config import PRESET_FIELDS
+from miniseries.config import ARCH_FIELDS, PRESET_FIELDS
 from miniseries.errors import UserError
 
 NO_DATA = "(no data yet)"  # a dry run's stand-in for data that does not exist yet
@@ -124,8 +124,9 @@ def cpu_step_seconds(specs, threads: int = 1, steps: int = 6) -> dict[tuple, flo
 
 def shape_key(spec) -> tuple:
     """What a step's time depends on: the model and the preset fields (not recipe settings)."""
+    shape = PRESET_FIELDS + ARCH_FIELDS
     return (spec.preset, spec.depth, tuple(sorted((k, v) for k, v in spec.overrides.items()
-                                                  if k in PRESET_FIELDS)))  # fmt: skip
+                                                  if k in shape)))  # fmt: skip
 
 
 def _time_steps(spec, steps: int) -> float:

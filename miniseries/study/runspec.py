@@ -7,11 +7,12 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from miniseries.config import CPU, PRESET_FIELDS, RECIPE_FIELDS, Preset, get_preset
+from miniseries.config import CPU, OPTION_FIELDS, PRESET_FIELDS, RECIPE_FIELDS, Preset, get_preset
 from miniseries.errors import UserError
 from miniseries.plan import Plan, plan_for_depth, plan_for_steps, plan_isoflop
 from miniseries.store.db import run_id
 
+OVERRIDABLE = PRESET_FIELDS + RECIPE_FIELDS + OPTION_FIELDS + ("ref_tokens", "ref_batch")
 NOT_IDENTITY = ("threads",)  # overrides that change speed, not the result
 # Run-time estimate for longest-first scheduling: steps x (STEP_S + FLOPs per step / PEAK_FLOPS).
 # STEP_S is the fixed cost of a tiny step (Python, optimizer, logging), PEAK_FLOPS a CPU's fp32
@@ -45,11 +46,10 @@ class RunSpec:
     wandb: str | None = None  # W&B project the run logs to (how it runs, not what it is)
 
     def __post_init__(self):
-        unknown = set(self.overrides) - set(PRESET_FIELDS) - set(RECIPE_FIELDS)
+        unknown = set(self.overrides) - set(OVERRIDABLE)
         if unknown:
             raise UserError(
-                f"unknown preset override(s) {sorted(unknown)}; choose from "
-                f"{PRESET_FIELDS + RECIPE_FIELDS}"
+                f"unknown preset override(s) {sorted(unknown)}; choose from {OVERRIDABLE}"
             )
         self.data, self.tokenizer = (
             str(Path(self.data).resolve()),
@@ -166,7 +166,14 @@ def series_specs(
 
 
 def _spec(plan, kind, budget, preset, data, tokenizer, overrides, study, kw) -> RunSpec:
+    overrides = dict(overrides or {})
+    p = preset.with_overrides(**overrides)
+    if p.batch_exponent:  # the batch the rule chose, and its references, travel with the run
+        overrides |= dict(
+            batch_tokens=plan.batch_tokens, ref_batch=p.reference_batch(),
+            ref_tokens=p.reference_tokens(),
+        )  # fmt: skip
     return RunSpec(
         depth=plan.depth, steps=plan.steps, data=data, tokenizer=tokenizer, preset=preset.name,
-        overrides=dict(overrides or {}), kind=kind, study=study, budget=budget, **kw,
+        overrides=overrides, kind=kind, study=study, budget=budget, **kw,
     )  # fmt: skip

@@ -68,6 +68,10 @@ class OptimConfig:
     warmup_steps: int = 0
     warmdown_ratio: float = 0.4
     final_lr_frac: float = 0.0
+    # Muon's cautious weight decay for this run (the trainer scales the preset's by batch and
+    # horizon: Preset.muon_weight_decay_for), cosine-decayed to 0 over the run; 0 = off
+    muon_weight_decay: float = 0.0
+    scalar_lr: float = 0.5  # AdamW lr of the per-layer scalars (model options lambdas, smear)
 
     def __post_init__(self):
         self.adam_betas = tuple(self.adam_betas)
@@ -113,6 +117,8 @@ def check_config(cfg: OptimConfig) -> None:
         "matrix_lr_mult": cfg.matrix_lr_mult,
         "adam_lr_mult": cfg.adam_lr_mult,
         "weight_decay": cfg.weight_decay,
+        "muon_weight_decay": cfg.muon_weight_decay,
+        "scalar_lr": cfg.scalar_lr,
     }
     for name, value in lrs.items():
         if not math.isfinite(value) or value < 0:
@@ -186,7 +192,8 @@ def muon_momentum(
 def set_schedule(
     optimizers: list[torch.optim.Optimizer], step: int, total_steps: int, cfg: OptimConfig
 ) -> tuple[float, float]:
-    """Set every group's lr (``initial_lr * lr_multiplier``) and Muon's momentum for ``step``.
+    """Set every group's lr (``initial_lr * lr_multiplier``), Muon's momentum and its cautious
+    weight decay (cosine to 0) for ``step``.
 
     Call before each ``step()``. Returns (lr multiplier, Muon momentum) for logging.
     """
@@ -197,7 +204,14 @@ def set_schedule(
             group["lr"] = group["initial_lr"] * mult
             if isinstance(opt, Muon):
                 group["momentum"] = momentum
+                if group.get("cautious"):
+                    group["weight_decay"] = cosine_decay(cfg.muon_weight_decay, step, total_steps)
     return mult, momentum
+
+
+def cosine_decay(value: float, step: int, total_steps: int) -> float:
+    """``value`` at step 0, half of it at mid-run, 0 at ``total_steps`` (nanochat's wd schedule)."""
+    return value * 0.5 * (1 + math.cos(math.pi * step / total_steps))
 
 
 # ---------------------------------------------------------------------------------------- Muon
@@ -238,12 +252,17 @@ class Muon(torch.optim.Optimizer):
 
     Per step: ``buf = momentum * buf + (1 - momentum) * grad``; Nesterov look-ahead
     ``g = (1 - momentum) * grad + momentum * buf``; ``p -= lr * sqrt(max(1, rows/cols)) * NS(g)``.
-    Optional decoupled weight decay: ``p *= 1 - lr * weight_decay`` first. Parameters of the same
-    shape share a group so their Newton-Schulz runs as one batched matmul. Distribution-agnostic:
-    see the module docstring.
+    Optional decoupled weight decay: ``p *= 1 - lr * weight_decay`` first; ``cautious=True``
+    decays only the entries where the update and the weight agree in sign (``u * p >= 0``, u the
+    scaled orthogonalised update), as nanochat's Muon does. Parameters of the same shape share a
+    group so their Newton-Schulz runs as one batched matmul. Distribution-agnostic: see the module
+    docstring.
     """
 
-    def __init__(self, params, lr=0.02, momentum=0.95, nesterov=True, ns_steps=5, weight_decay=0.0):
+    def __init__(
+        self, params, lr=0.02, momentum=0.95, nesterov=True, ns_steps=5, weight_decay=0.0,
+        cautious=False,
+    ):  # fmt: skip
         params = list(params)
         for p in params:
             if p.ndim != 2:
@@ -257,6 +276,7 @@ class Muon(torch.optim.Optimizer):
             nesterov=nesterov,
             ns_steps=ns_steps,
             weight_decay=weight_decay,
+            cautious=cautious,
         )
         super().__init__([{"params": ps, "name": "matrix"} for ps in by_shape.values()], defaults)
 
@@ -286,11 +306,14 @@ class Muon(torch.optim.Optimizer):
             ortho = zeropower_via_newtonschulz5(torch.stack(updates), steps=group["ns_steps"])
             rows, cols = params[0].shape
             scale = max(1.0, rows / cols) ** 0.5
-            if group["weight_decay"]:
-                torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
-            torch._foreach_add_(
-                params, list(ortho.to(params[0].dtype).unbind(0)), alpha=-lr * scale
-            )
+            ortho = list(ortho.to(params[0].dtype).unbind(0))
+            wd = group["weight_decay"]
+            if wd and group.get("cautious"):
+                for p, u in zip(params, ortho):
+                    p.sub_(lr * wd * p * ((u * p) >= 0))
+            elif wd:
+                torch._foreach_mul_(params, 1 - lr * wd)
+            torch._foreach_add_(params, ortho, alpha=-lr * scale)
         return loss
 
 
@@ -298,16 +321,25 @@ class Muon(torch.optim.Optimizer):
 
 
 def param_groups(model: torch.nn.Module) -> dict[str, list[torch.nn.Parameter]]:
-    """Split the GPT's parameters: block matrices, embedding, unembedding (each exactly once)."""
+    """Split the GPT's parameters: block matrices, embedding, unembedding, and the options' value
+    embeddings and scalars (each exactly once; an option that is off has an empty group)."""
+
+    def own(*names):
+        return [getattr(model, n) for n in names if hasattr(model, n)]
+
     groups = {
         "matrix": list(model.blocks.parameters()),
         "embedding": list(model.wte.parameters()),
         "unembedding": list(model.lm_head.parameters()),
+        "value_embeds": list(getattr(model, "value_embeds", torch.nn.ModuleDict()).parameters()),
+        "resid": own("resid_lambdas"),
+        "x0": own("x0_lambdas"),
+        "smear": [g.weight for g in own("smear_gate")] + own("smear_lambda", "backout_lambda"),
     }
     seen = {id(p) for ps in groups.values() for p in ps}
     n_total = len(list(model.parameters()))
     if len(seen) != n_total or sum(len(ps) for ps in groups.values()) != n_total:
-        raise ValueError("model parameters are not exactly blocks + wte + lm_head; update optim.py")
+        raise ValueError("model parameters are not exactly the groups of optim.py; update it")
     return groups
 
 
@@ -331,6 +363,14 @@ def build_optimizers(model: torch.nn.Module, cfg: OptimConfig) -> list[torch.opt
         },
         {"params": groups["embedding"], "lr": cfg.embedding_lr * adam_lr, "name": "embedding"},
     ]
+    scalar_lr = cfg.lr_mult * cfg.adam_lr_mult * cfg.scalar_lr  # nanochat: not width-scaled
+    options = [  # nanochat HEAD's groups for the options' parameters (empty when off)
+        dict(name="value_embeds", lr=cfg.embedding_lr * adam_lr * 0.5),
+        dict(name="resid", lr=scalar_lr * 0.01),
+        dict(name="x0", lr=scalar_lr, betas=(0.96, 0.95)),
+        dict(name="smear", lr=0.2 * cfg.lr_mult * cfg.adam_lr_mult),
+    ]
+    adam_groups += [g | {"params": groups[g["name"]]} for g in options if groups[g["name"]]]
     if cfg.optimizer == "adamw":
         adam_groups.append(
             {"params": groups["matrix"], "lr": matrix_lr * width_scale, "name": "matrix"}
@@ -347,7 +387,11 @@ def build_optimizers(model: torch.nn.Module, cfg: OptimConfig) -> list[torch.opt
     optimizers: list[torch.optim.Optimizer] = [adamw]
     if cfg.optimizer == "muon":
         start, _, _ = cfg.muon_momentum
-        muon = Muon(groups["matrix"], lr=matrix_lr, momentum=start, weight_decay=cfg.weight_decay)
+        cautious = cfg.muon_weight_decay > 0
+        wd = cfg.muon_weight_decay if cautious else cfg.weight_decay
+        muon = Muon(
+            groups["matrix"], lr=matrix_lr, momentum=start, weight_decay=wd, cautious=cautious
+        )
         optimizers.append(muon)
     for opt in optimizers:
         for group in opt.param_groups:

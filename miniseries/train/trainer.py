@@ -230,7 +230,9 @@ class Trainer:
             preset,
             optimizer=cfg.optimizer,
             lr_mult=cfg.lr_mult
-            * preset.lr_rule(self.plan.steps, param_counts(self.model_cfg).total),
+            * preset.lr_rule(self.plan.steps, param_counts(self.model_cfg).total)
+            * preset.batch_lr_scale(),
+            muon_weight_decay=preset.muon_weight_decay_for(self.plan.tokens),
             matrix_lr_mult=cfg.matrix_lr_mult,
             adam_lr_mult=cfg.adam_lr_mult,
             lr_width_exponent=cfg.lr_width_exponent,
