@@ -179,6 +179,16 @@ class Preset:
         b = self.reference_batch() * (tokens / self.reference_tokens()) ** self.batch_exponent
         return max(self.seq_len, 2 ** round(math.log2(b)))
 
+    def at_batch(self, batch_tokens: int) -> "Preset":
+        """This preset training ``batch_tokens``-token batches, the rules' references pinned (so
+        that the new batch is not taken for B_ref)."""
+        return replace(
+            self,
+            batch_tokens=batch_tokens,
+            ref_batch=self.reference_batch(),
+            ref_tokens=self.reference_tokens(),
+        )
+
     def batch_lr_scale(self) -> float:
         """Every LR's factor for this batch under the batch rule: sqrt(B / B_ref) (1 when off)."""
         return (self.batch_tokens / self.reference_batch()) ** 0.5 if self.batch_exponent else 1.0

@@ -9,7 +9,7 @@ what the trainer will spend (flops_per_token x tokens).
 """
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 from miniseries.accounting import flops_per_token, param_counts
 from miniseries.config import MAX_DEPTH, Preset, check_convention, check_depth, model_config
@@ -72,16 +72,8 @@ def _steps_for_tokens(tokens: float, preset: Preset) -> int:
 
 
 def batched(preset: Preset, tokens: float) -> Preset:
-    """The preset at the batch its batch rule gives ``tokens`` tokens (itself when the rule is
-    off), the rules' references pinned so that the batch it now holds is not taken for them."""
-    if not preset.batch_exponent:
-        return preset
-    return replace(
-        preset,
-        batch_tokens=preset.batch_for(tokens),
-        ref_batch=preset.reference_batch(),
-        ref_tokens=preset.reference_tokens(),
-    )
+    """The preset at the batch its batch rule gives ``tokens`` tokens (itself when it is off)."""
+    return preset.at_batch(preset.batch_for(tokens)) if preset.batch_exponent else preset
 
 
 def plan_for_depth(

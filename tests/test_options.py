@@ -285,3 +285,21 @@ def test_trainer_applies_batch_lr_scale_and_scaled_weight_decay(tiny_data, tmp_p
     # D = 10 x 1024: lambda = 0.28 x sqrt(1024 / 512) x 20480 / 10240
     assert t.ocfg.muon_weight_decay == pytest.approx(0.28 * math.sqrt(2) * 2)
     assert base.ocfg.muon_weight_decay == 0
+
+
+def test_trainer_trains_the_batch_its_rule_chose(tiny_data, tmp_path):
+    """`miniseries train --ratio` with the batch rule on: the trainer's batch and its tokens per
+    step are the plan's (not the preset's fixed batch), and every LR is x sqrt(B / B_ref)."""
+    from miniseries.train.trainer import TrainConfig, Trainer
+
+    tokens, tok = tiny_data
+    ov = {"vocab_size": 512, "seq_len": 64, "batch_tokens": 512, "device_batch_size": 4,
+          "batch_exponent": 0.383, "ref_tokens": 2_000}  # fmt: skip
+    cfg = TrainConfig(depth=1, out=str(tmp_path / "r"), data=str(tokens), tokenizer=str(tok),
+                      ratio=2.0, overrides=ov)  # fmt: skip
+    t = Trainer(cfg, progress=False)
+    n = param_counts(t.model_cfg).total
+    expected = 2 ** round(math.log2(512 * (2.0 * n / 2_000) ** 0.383))
+    assert t.plan.batch_tokens == expected != 512
+    assert t.tokens_per_step == expected and t.preset.reference_batch() == 512
+    assert t.rows * t.accum * 64 == expected

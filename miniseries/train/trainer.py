@@ -196,8 +196,11 @@ class Trainer:
         from miniseries.train.optim import OptimConfig, build_optimizers
 
         self.cfg, self.progress = cfg, progress
-        self.preset = preset = cfg.preset_config()
         self.plan = cfg.plan()
+        preset = cfg.preset_config()
+        if preset.batch_exponent and preset.batch_tokens != self.plan.batch_tokens:
+            preset = preset.at_batch(self.plan.batch_tokens)  # the batch rule chose the batch
+        self.preset = preset
         self.device = pick_device(cfg.device)
         self.rank, self.world = rank_and_world()  # train() joined torchrun's group, if any
         if self.device == "cpu" and preset.threads:  # ranks on one machine share its cores
