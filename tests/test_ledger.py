@@ -113,3 +113,23 @@ def test_planted_compute_gain_is_recovered_with_an_interval_that_holds_it():
     assert t["a_diff"][1] < 0 < t["a_diff"][2] and t["b_diff"][1] < 0 < t["b_diff"][2]
     same = compare_change(base, planted_rows(1.0, rng), "same", n_bootstrap=200)
     assert same["verdict"].startswith("no evidence")
+
+
+def test_ledger_table_and_report_section_from_a_planted_ledger(tmp_path):
+    import json
+
+    from miniseries.report.project_report import ledger_sections
+    from miniseries.study.ledger import analyse, markdown
+
+    rng = np.random.default_rng(1)
+    arm_rows = {"base": {"all": planted_rows(1.0, rng)}, "gain": {"all": planted_rows(2.0, rng)}}
+    result = analyse(arm_rows, {"gain": [dict(lr_mult=1.0, val_bpb=3.0)]},
+                     {"gain": {"smear": True}}, {}, 0.0274, n_bootstrap=100,
+                     log=lambda *_: None)  # fmt: skip
+    (row,) = [r for r in markdown(result).splitlines() if r.startswith("| gain | x")]
+    assert "gain" in row.split("|")[7]  # the verdict column
+    assert ledger_sections(tmp_path) == []  # no ledger in this project: no section
+    (tmp_path / "raise-the-line.json").write_text(json.dumps(result))
+    (s,) = ledger_sections(tmp_path)
+    (table,) = [b for b in s.blocks if b[0] == "table"]
+    assert table[2][0][0] == "gain" and table[2][0][1].startswith("x2.")

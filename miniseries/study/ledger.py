@@ -134,6 +134,32 @@ def _fmt(iv, spec=".3f") -> str:
     return f"{p:{spec}} [{lo:{spec}}, {hi:{spec}}]"
 
 
+LEDGER_COLUMNS = ["change", "worth at start", "middle", "end", "Δa", "Δb", "verdict",
+                  "preset rule", "LR"]  # fmt: skip
+CAUTION = (
+    "Measured at 20K–400K parameters: a change worth much here may be worth little at GPT-2 "
+    "scale, and the other way round; the ledger measures the changes at this scale, it does not "
+    "transfer them."
+)
+
+
+def ledger_table(result: dict) -> tuple[list[str], list[list[str]]]:
+    """The ledger's one row per change (docs/raise-the-line.md and the report's section)."""
+    rows = []
+    for a, r in result["arms"].items():
+        marks = {m["where"]: m for m in r.get("marks", [])}
+        cells = []
+        for where in ("start", "middle", "end"):
+            m = next((v for k, v in marks.items() if where in k), None)
+            cells.append(f"x{_fmt(m['worth'], '.3f')}" if m else "—")
+        t = r["conventions"].get("total", {})
+        da = _fmt(t["a_diff"], "+.3f") if "a_diff" in t else "—"
+        db = _fmt(t["b_diff"], "+.3f") if "b_diff" in t else "—"
+        lr = "x1" if r["lr_mult"] == 1 else f"x{r['lr_mult']:g} (moved)"
+        rows.append([a, *cells, da, db, r["verdict"], r["decision"], lr])
+    return LEDGER_COLUMNS, rows
+
+
 def markdown(result: dict) -> str:
     """The ledger table (docs/raise-the-line.md's results take it as it is)."""
     lines = [
@@ -149,23 +175,12 @@ def markdown(result: dict) -> str:
         "Δa, Δb: arm − base under total params. Verdict: gain when every interval is above 1, "
         "loss when every one is below. Preset rule (docs/recipe-ablation.md's decision rule): "
         f"adopted when no budget's vertex is worse and one is better by more than "
-        f"{Z90} √2 x {SEED_NOISE} bpb.",
+        f"{Z90} √2 x {SEED_NOISE} bpb. {CAUTION}",
         "",
-        "| change | worth at start | middle | end | Δa | Δb | verdict | preset rule | LR |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for a, r in result["arms"].items():
-        marks = {m["where"]: m for m in r.get("marks", [])}
-        cells = []
-        for where in ("start", "middle", "end"):
-            m = next((v for k, v in marks.items() if where in k), None)
-            cells.append(f"x{_fmt(m['worth'], '.3f')}" if m else "—")
-        t = r["conventions"].get("total", {})
-        da = _fmt(t["a_diff"], "+.3f") if "a_diff" in t else "—"
-        db = _fmt(t["b_diff"], "+.3f") if "b_diff" in t else "—"
-        lr = "x1" if r["lr_mult"] == 1 else f"x{r['lr_mult']:g} (moved)"
-        lines.append(f"| {a} | " + " | ".join(cells)
-                     + f" | {da} | {db} | {r['verdict']} | {r['decision']} | {lr} |")  # fmt: skip
+    columns, rows = ledger_table(result)
+    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += ["", "Exponents (90% CIs) under each convention, and D*/N* at the common budget:", ""]
     lines += ["| arm | convention | a | b | Δa | Δb | D*/N* |", "|---|---|---|---|---|---|---|"]
     for a, r in result["arms"].items():
