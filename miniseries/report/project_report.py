@@ -562,8 +562,9 @@ def ledger_sections(project: Path) -> list[Section]:
     s.p(
         "Each change against the base on the same isoFLOP design (`miniseries ablate options`): "
         "worth = base's compute over the compute the change needs for base's optimal loss, 90% "
-        "confidence intervals of the fitted laws (paired bootstrap), at the compared range's start, "
-        "middle and end; Δa, Δb under total params. docs/raise-the-line.md says how it is decided."
+        "confidence intervals of the fitted laws (paired bootstrap), at the compared range's "
+        "start, middle and end; Δa, Δb under total params. docs/raise-the-line.md says how it is "
+        "decided."
     )
     s.table(*ledger_table(result))
     s.p(CAUTION)
