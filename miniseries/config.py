@@ -31,6 +31,7 @@ PRESET_FIELDS = (
     "device_batch_size",
     "val_tokens",
     "threads",
+    "dtype",
 )
 # Recipe fields a run may override too (RunSpec overrides; no flags: the recipe ablation sets them
 # per cell, docs/recipe-ablation.md). Part of a run's identity like the fields above.
@@ -134,7 +135,7 @@ class Preset:
     warmdown_ratio: float = 0.4
     final_lr_frac: float = 0.0
     muon_momentum: tuple[float, float, int] = (0.85, 0.95, 300)  # start, end, ramp steps
-    dtype: str = "bfloat16"  # autocast dtype on CUDA; CPU always trains in float32
+    dtype: str = "bfloat16"  # matmuls under autocast, on CUDA and CPU alike (float32: no autocast)
     threads: int = 0  # torch threads on CPU (0 = leave torch's default)
     min_steps: int = 100  # sweeps skip runs shorter than this (too few steps to mean anything)
     val_tokens: int = 0  # tokens in the fixed validation set

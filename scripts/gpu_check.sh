@@ -9,49 +9,85 @@
 # Everything lands in ${OUT:-/tmp/gpu_check}; the summary is summary.txt there.
 #
 #   bash scripts/gpu_check.sh            (uses .venv/bin/python if present, else python3)
+#   bash scripts/gpu_check.sh --cpu      the same stages at tiny size on a CPU (tests run this so
+#                                        the script is not first executed on a GPU): depth 2,
+#                                        bf16 autocast on the CPU, no compile; CORPUS=DIR stages
+#                                        the data from that corpus instead of building the
+#                                        offline one
+#   bash scripts/gpu_check.sh --help
 set -euo pipefail
 cd "$(dirname "$0")/.."
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+CPU=0
+for arg in "$@"; do
+  case "$arg" in
+    --cpu) CPU=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "gpu_check.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
 PY=${PY:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 OUT=${OUT:-/tmp/gpu_check}
-STEPS=${STEPS:-300}
-RESUME_STEPS=${RESUME_STEPS:-60}
+if [ "$CPU" = 1 ]; then
+  DEPTH=2 STEPS=${STEPS:-6} RESUME_STEPS=${RESUME_STEPS:-6} BATCH=4096 ROWS=1 COMPILE=()
+  EXTRA=(--val-tokens 4096)
+else
+  DEPTH=12 STEPS=${STEPS:-300} RESUME_STEPS=${RESUME_STEPS:-60} BATCH=65536 ROWS=32
+  COMPILE=(--compile) EXTRA=()
+fi
 mkdir -p "$OUT"
+: >"$OUT/summary.txt"
 START=$(date +%s)
 say() { echo "[$(($(date +%s) - START)) s] $*" | tee -a "$OUT/summary.txt"; }
 
-"$PY" -c "import torch, sys; assert torch.cuda.is_available(), 'no CUDA device'; \
-print(torch.__version__, torch.cuda.get_device_name(0))" | tee "$OUT/summary.txt"
-nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv | tee -a "$OUT/summary.txt"
+if [ "$CPU" = 1 ]; then
+  "$PY" -c "import torch; print(torch.__version__, 'CPU mode (tiny sizes)')" | tee -a "$OUT/summary.txt"
+else
+  "$PY" -c "import torch, sys; assert torch.cuda.is_available(), 'no CUDA device'; \
+print(torch.__version__, torch.cuda.get_device_name(0))" | tee -a "$OUT/summary.txt"
+  nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv | tee -a "$OUT/summary.txt"
+fi
 
-say "data: offline corpus + 32768-token tokenizer"
-"$PY" -m miniseries data build --source offline >"$OUT/data.log" 2>&1
-"$PY" -m miniseries data tokenize --preset gpu --workers 8 >"$OUT/tokenize.log" 2>&1
-TRAIN=("$PY" -m miniseries train --preset gpu --depth 12 --compile --batch-tokens 65536
-  --device-batch-size 32 --quiet)
+say "data: corpus + 32768-token tokenizer"
+if [ -n "${CORPUS:-}" ]; then
+  DATA_ARGS=(--corpus "$CORPUS")
+else
+  "$PY" -m miniseries data build --source offline >"$OUT/data.log" 2>&1
+  DATA_ARGS=()
+fi
+"$PY" -m miniseries tokenizer train "${DATA_ARGS[@]}" --preset gpu --out "$OUT/tokenizer" \
+  >"$OUT/tokenizer.log" 2>&1
+"$PY" -m miniseries data tokenize "${DATA_ARGS[@]}" --tokenizer "$OUT/tokenizer" \
+  --out "$OUT/tokens" --workers 8 >"$OUT/tokenize.log" 2>&1
+TRAIN=("$PY" -m miniseries train --preset gpu --depth "$DEPTH" "${COMPILE[@]}"
+  --batch-tokens "$BATCH" --device-batch-size "$ROWS" --data "$OUT/tokens"
+  --tokenizer "$OUT/tokenizer" "${EXTRA[@]}" --quiet)
 
-say "throughput: d12, $STEPS steps, bf16 + compile"
-"${TRAIN[@]}" --steps "$STEPS" --evals 1 --out "$OUT/d12"
-"$PY" - "$OUT/d12" <<'EOF' | tee -a "$OUT/summary.txt"
+say "throughput: d$DEPTH, $STEPS steps, bf16${COMPILE:+ + compile}"
+"${TRAIN[@]}" --steps "$STEPS" --evals 1 --out "$OUT/d$DEPTH"
+"$PY" - "$OUT/d$DEPTH" <<'EOF' | tee -a "$OUT/summary.txt"
 import json, statistics, sys
 from pathlib import Path
 lines = [json.loads(x) for x in (Path(sys.argv[1]) / "log.jsonl").read_text().splitlines()]
-steady = [x for x in lines if "tokens_per_s" in x][20:]  # after compile and warm-up
+timed = [x for x in lines if "tokens_per_s" in x]
+steady = timed[20:] or timed[1:] or timed  # after compile and warm-up
 s = json.loads((Path(sys.argv[1]) / "summary.json").read_text())
 tps = statistics.median(x["tokens_per_s"] for x in steady)
-mfu = statistics.median(x["mfu"] for x in steady if x.get("mfu") is not None)
-print(f"d12 gpu preset: median {tps:,.0f} tokens/s over {len(steady)} steady steps, "
-      f"MFU {mfu:.1%} of {s['peak_flops'] / 1e12:.0f} TFLOP/s ({s['peak_source']}); "
-      f"val bpb {s['val_bpb']:.4f} after {s['steps']} steps, wall {s['wall_s']:.0f} s")
+mfus = [x["mfu"] for x in steady if x.get("mfu") is not None]
+mfu = f"MFU {statistics.median(mfus):.1%} of {s['peak_flops'] / 1e12:.0f} TFLOP/s ({s['peak_source']})" if mfus else "MFU n/a (no peak for this device)"
+print(f"d{s['depth']} gpu preset: median {tps:,.0f} tokens/s over {len(steady)} steady steps, "
+      f"{mfu}; val bpb {s['val_bpb']:.4f} after {s['steps']} steps ({s['tokens']:,} tokens), "
+      f"wall {s['wall_s']:.0f} s")
 EOF
 
 say "resume: $RESUME_STEPS steps uninterrupted vs killed after the first checkpoint"
-"${TRAIN[@]}" --steps "$RESUME_STEPS" --evals 4 --out "$OUT/whole"
-"${TRAIN[@]}" --steps "$RESUME_STEPS" --evals 4 --out "$OUT/killed" &
+"${TRAIN[@]}" --steps "$RESUME_STEPS" --evals 3 --out "$OUT/whole"
+"${TRAIN[@]}" --steps "$RESUME_STEPS" --evals 3 --out "$OUT/killed" &
 PID=$!
-while [ ! -f "$OUT/killed/checkpoint.pt" ] && kill -0 $PID 2>/dev/null; do sleep 0.5; done
+while [ ! -f "$OUT/killed/checkpoint.pt" ] && kill -0 $PID 2>/dev/null; do sleep 0.2; done
 kill -9 $PID 2>/dev/null || true
 wait $PID 2>/dev/null || true
-"${TRAIN[@]}" --steps "$RESUME_STEPS" --evals 4 --out "$OUT/killed"
+"${TRAIN[@]}" --steps "$RESUME_STEPS" --evals 3 --out "$OUT/killed"
 "$PY" - "$OUT" <<'EOF' | tee -a "$OUT/summary.txt"
 import json, sys
 from pathlib import Path

@@ -37,8 +37,8 @@ def stdlib_documents(limit_bytes: int = 3_000_000) -> list[str]:
     return docs
 
 
-def _tokenized(base, documents: list[str]):
-    """(token shards dir, tokenizer dir) for vocab 512 over ``documents``, cached under base."""
+def _tokenized(base, documents: list[str], vocab: int = 512):
+    """(token shards dir, tokenizer dir) for ``vocab`` over ``documents``, cached under base."""
     from miniseries.data.shards import tokenize_corpus
     from miniseries.data.tokenizer import Tokenizer
 
@@ -46,7 +46,7 @@ def _tokenized(base, documents: list[str]):
     os.environ["MINISERIES_CACHE"] = str(base / "cache")
     try:
         corpus = write_corpus(base / "corpus", documents)
-        tok = Tokenizer.train(iter(documents), 512)
+        tok = Tokenizer.train(iter(documents), vocab)
         tok_dir = base / "tokenizer"
         tok.save(tok_dir)
         tokens = tokenize_corpus(corpus, tok, base / "tokens", val_fraction=0.05, progress=False)
@@ -56,6 +56,13 @@ def _tokenized(base, documents: list[str]):
         else:
             os.environ["MINISERIES_CACHE"] = old
     return tokens, tok_dir
+
+
+@pytest.fixture(scope="session")
+def gpu_vocab_data(tmp_path_factory):
+    """(token shards dir, tokenizer dir) for the gpu preset's vocab, 32,768, over ~3 MB of stdlib
+    source (rustbpe trains it in about a second)."""
+    return _tokenized(tmp_path_factory.mktemp("gpuvocab"), stdlib_documents(3_000_000), 32768)
 
 
 @pytest.fixture(scope="session")

@@ -108,6 +108,10 @@ def add_preset_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--width-offset", type=int, help="the offset in the width rule above")
     g.add_argument("--head-dim", type=int, help="width of one attention head")
     g.add_argument("--device-batch-size", type=int, help="rows per forward pass per process")
+    g.add_argument(
+        "--dtype", choices=("float32", "bfloat16"),
+        help="matmul dtype under autocast, on GPU and CPU alike (gpu presets: bfloat16)",
+    )  # fmt: skip
     g.add_argument("--val-tokens", type=int, help="tokens in the fixed validation set")
     g.add_argument("--threads", type=int, help="torch threads per process on CPU")
 

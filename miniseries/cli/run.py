@@ -71,7 +71,7 @@ def run(args) -> int:
     if args.dry_run:
         from miniseries.cli.dry_run import show_dry_run
 
-        show_dry_run([spec], args, f"one run -> {args.project}", 1, args.nproc)
+        show_dry_run([spec], args, f"one run -> {args.project}", 1, args.nproc * args.nodes)
         return 0
     with open_store(args.project) as store:
         register_run(store, spec, args.project)  # the row, before the prediction that names it

@@ -49,7 +49,7 @@ def run(args) -> int:
     specs = series_specs(depths, ratio, **kw)
     title = f"miniseries at ratio {ratio:.3g}: {len(specs)} runs -> {args.project}"
     if args.dry_run:
-        show_dry_run(specs, args, title, args.workers, args.nproc)
+        show_dry_run(specs, args, title, args.workers, args.nproc * args.nodes)
         return 0
     show_plan(specs, title)
     rows = execute_from_args(args, specs)

@@ -71,6 +71,11 @@ def add_exec_args(p: argparse.ArgumentParser) -> None:
         "--workers", type=positive_int, default=1, help="runs at once (CPU: cores split N ways)"
     )
     g.add_argument("--nproc", type=positive_int, default=1, help="GPUs per run, through torchrun")
+    g.add_argument(
+        "--nodes", type=positive_int, default=1,
+        help="nodes per run (torchrun's c10d rendezvous; with --executor slurm one task per node, "
+        "locally that many torchrun processes on 127.0.0.1)",
+    )  # fmt: skip
     g.add_argument("--executor", choices=("local", "slurm"), default="local")
     g.add_argument(
         "--launcher",
@@ -157,6 +162,7 @@ def execute_from_args(args, specs) -> list[dict] | None:
         core=args.core,
         executor=args.executor,
         nproc=args.nproc,
+        nodes=getattr(args, "nodes", 1),
         launcher=getattr(args, "launcher", "auto"),
     )
     if project:
@@ -188,7 +194,7 @@ def run(args) -> int:
     specs = isoflop_specs(args.flops, depths, min_steps=args.min_steps, **kw)
     title = f"isoFLOP sweep: {len(specs)} runs -> {args.project}"
     if args.dry_run and specs:
-        show_dry_run(specs, args, title, args.workers, args.nproc)
+        show_dry_run(specs, args, title, args.workers, args.nproc * args.nodes)
         return 0
     show_plan(specs, title)
     rows = execute_from_args(args, specs)

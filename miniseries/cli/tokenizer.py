@@ -23,7 +23,11 @@ def vocab_from_args(args: argparse.Namespace) -> int:
 def add_vocab_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--vocab", type=int, help="vocabulary size, <|bos|> included (e.g. 1024)")
-    g.add_argument("--preset", choices=("cpu", "gpu"), help="take the preset's vocab (default cpu)")
+    from miniseries.config import ALIASES, PRESETS
+
+    g.add_argument(
+        "--preset", choices=(*PRESETS, *ALIASES), help="take the preset's vocab (default cpu)"
+    )
 
 
 def add_parser(subparsers) -> None:

@@ -170,13 +170,38 @@ def launch(cmd, slot: Slot, run_dir: Path, name: str, lock_fd: int, how: str, **
     child so it holds only its own)."""
     if how == "fork" and fork_safe():
         return ForkProc(kw["job"], slot, run_dir, name, lock_fd, kw.get("close_fds", ()))
-    nproc = kw.get("nproc", 1)
+    nproc, nodes, executor = kw.get("nproc", 1), kw.get("nodes", 1), kw.get("executor")
+    if nodes > 1 and executor is not None:  # each Slurm node builds its torchrun command there
+        return Proc(list(cmd), slot, run_dir, name, lock_fd, executor, nodes=nodes, nproc=nproc)
+    if nodes > 1:  # N nodes on this machine: N torchrun processes meeting on 127.0.0.1
+        endpoint = f"127.0.0.1:{free_port()}"
+        argvs = [torchrun_argv(cmd, nproc, nodes, endpoint, run_dir.name) for _ in range(nodes)]
+        return Proc(argvs, slot, run_dir, name, lock_fd, None)
     if nproc > 1:
-        prefix = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-        prefix += [f"--nproc_per_node={nproc}", "-m", "miniseries"]
+        return Proc(torchrun_argv(cmd, nproc), slot, run_dir, name, lock_fd, executor)
+    return Proc([sys.executable, "-m", "miniseries", *cmd], slot, run_dir, name, lock_fd, executor)
+
+
+def torchrun_argv(cmd, nproc: int, nodes: int = 1, endpoint: str = "", rdzv_id: str = "run"):
+    """``python -m torch.distributed.run ... -m miniseries CMD``: one node standalone, or one of
+    ``nodes`` nodes meeting at ``endpoint`` (host:port) by the c10d rendezvous. Every node runs the
+    same command (torchrun assigns node ranks as they join): what each host of a multi-node run,
+    or each Slurm task, starts."""
+    argv = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
+    if nodes == 1:
+        argv.append("--standalone")
     else:
-        prefix = [sys.executable, "-m", "miniseries"]
-    return Proc(prefix + list(cmd), slot, run_dir, name, lock_fd, kw.get("executor"))
+        argv += [f"--nnodes={nodes}", "--rdzv_backend=c10d", f"--rdzv_endpoint={endpoint}",
+                 f"--rdzv_id={rdzv_id}"]  # fmt: skip
+    return [*argv, "-m", "miniseries", *cmd]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,24 +328,41 @@ def _call(job) -> int:
 
 
 class Proc(_Logs):
-    """A local subprocess (inheriting the run's lock) or a submitit job, polled the same way."""
+    """Local subprocesses (one, or one per node of a multi-node run on this machine; each
+    inheriting the run's lock) or a submitit job, polled the same way: done when all are, the
+    first failure's exit code."""
 
-    def __init__(self, argv, slot: Slot, run_dir: Path, name: str, lock_fd: int, executor):
+    def __init__(self, argv, slot, run_dir: Path, name: str, lock_fd: int, executor, **node):
         super().__init__(run_dir, name)
-        self.job = self.popen = None
+        self.job, self.popens = None, []
         out_path, err_path = str(self.stdout_path), str(self.stderr_path)
         if executor is not None:
-            self.job = executor.submit(_job, argv, slot.env(), out_path, err_path)
+            if node.get("nodes", 1) > 1:
+                self.job = executor.submit(
+                    node_job, argv, node["nproc"], slot.env(), out_path, err_path
+                )
+            else:
+                self.job = executor.submit(_job, argv, slot.env(), out_path, err_path)
             return
+        argvs = argv if argv and isinstance(argv[0], list) else [argv]
         with open(out_path, "ab") as out, open(err_path, "ab") as err:
-            self.popen = subprocess.Popen(
-                argv, stdout=out, stderr=err, env=os.environ | slot.env(), pass_fds=(lock_fd,),
-                preexec_fn=_die_with_parent_fn(), stdin=subprocess.DEVNULL,
-            )  # fmt: skip
+            for a in argvs:
+                self.popens.append(subprocess.Popen(
+                    a, stdout=out, stderr=err, env=os.environ | slot.env(), pass_fds=(lock_fd,),
+                    preexec_fn=_die_with_parent_fn(), stdin=subprocess.DEVNULL,
+                ))  # fmt: skip
 
     def poll(self) -> int | None:
-        if self.popen is not None:
-            return self.popen.poll()
+        if self.popens:
+            codes = [p.poll() for p in self.popens]
+            failed = [c for c in codes if c]
+            if failed:  # a failed node: the others cannot finish without it
+                for p in self.popens:
+                    if p.poll() is None:
+                        p.terminate()
+                        p.wait()
+                return failed[0]
+            return None if None in codes else 0
         if not self.job.done():
             return None
         try:
@@ -331,9 +373,11 @@ class Proc(_Logs):
             return 1
 
     def stop(self) -> None:
-        if self.popen is not None:
-            self.popen.terminate()
-            self.popen.wait()
+        if self.popens:
+            for p in self.popens:
+                p.terminate()
+            for p in self.popens:
+                p.wait()
         else:
             self.job.cancel(check=False)
 
@@ -359,7 +403,23 @@ def _job(argv, env, stdout, stderr) -> int:
         return subprocess.run(argv, stdout=out, stderr=err, env=os.environ | env).returncode
 
 
-def slurm_executor(project: Path, nproc: int, log):
+RDZV_PORT = 29_400  # the c10d rendezvous port on a multi-node Slurm job's first node
+
+
+def node_job(cmd, nproc: int, env, stdout, stderr) -> int:
+    """What each task of a multi-node Slurm job (one task per node) runs: torchrun for its node,
+    all of them meeting on the job's first host (127.0.0.1 under submitit's local executor)."""
+    import submitit
+
+    job = submitit.JobEnvironment()
+    local = os.environ.get("SUBMITIT_EXECUTOR") == "local"
+    host = "127.0.0.1" if local else job.hostnames[0]
+    port = int(os.environ.get("MINISERIES_RDZV_PORT", RDZV_PORT))
+    argv = torchrun_argv(cmd, nproc, job.num_tasks, f"{host}:{port}", str(job.job_id))
+    return _job(argv, env, stdout, stderr)
+
+
+def slurm_executor(project: Path, nproc: int, log, nodes: int = 1):
     try:
         import submitit
     except ImportError:
@@ -369,5 +429,9 @@ def slurm_executor(project: Path, nproc: int, log):
     ex = submitit.AutoExecutor(folder=str(project / "slurm"))
     if ex.cluster != "slurm":
         log(f"note: no Slurm here; submitit runs each job on this machine ({ex.cluster})")
-    ex.update_parameters(timeout_min=24 * 60, gpus_per_node=nproc, tasks_per_node=1)
+    if ex.cluster == "slurm":
+        ex.update_parameters(timeout_min=24 * 60, gpus_per_node=nproc, tasks_per_node=1,
+                             nodes=nodes)  # fmt: skip
+    else:  # one machine: a "node" per local task, as many as the run asks for
+        ex.update_parameters(timeout_min=24 * 60, gpus_per_node=nproc, tasks_per_node=nodes)
     return ex

@@ -126,6 +126,7 @@ def execute(
     executor: str = "local",
     *,
     nproc: int = 1,
+    nodes: int = 1,
     threads: int | None = None,
     core_bundle: str = "offline",
     launcher: str = "auto",
@@ -144,14 +145,15 @@ def execute(
     bundle = core_bundle_ready(core_bundle) if core else None
     if executor == "slurm":  # Slurm places the jobs: no local GPU or thread split
         slots = [Slot(threads) for _ in range(max(1, workers))]
-        backend = slurm_executor(Path(project), nproc, log)
+        backend = slurm_executor(Path(project), nproc, log, nodes)
     else:
         slots, backend = make_slots(workers, nproc, threads), None
     how = choose_launcher(
-        launcher, torch_was_loaded=torch_was_loaded, slurm=backend is not None, nproc=nproc,
-        slots=slots,
+        launcher, torch_was_loaded=torch_was_loaded, slurm=backend is not None,
+        nproc=nproc * nodes, slots=slots,
     )  # fmt: skip
     sweep = _Sweep(specs, Path(project), slots, log, fail_fast, core, bundle, backend, nproc, how)
+    sweep.nodes = nodes
     return sweep.run(progress)
 
 
@@ -162,6 +164,7 @@ class _Sweep:
         self.project, self.slots, self.log, self.fail_fast = project, slots, log, fail_fast
         self.core, self.bundle, self.executor, self.nproc = core, bundle, executor, nproc
         self.how = how  # fork | spawn
+        self.nodes = 1  # nodes per training run (torchrun's c10d rendezvous when > 1)
         self.running: dict[str, tuple] = {}  # run_id -> (spec, slot, proc, lock fd, stage)
         self.counts = {"trained": 0, "already": 0, "failed": 0}
         self.train_s = 0.0
@@ -252,6 +255,7 @@ class _Sweep:
         proc = launch(
             cmd, slot, rd, stage, fd, how, job=job, executor=self.executor,
             nproc=self.nproc if stage == "train" else 1,
+            nodes=self.nodes if stage == "train" else 1,
             close_fds=[r[3] for r in self.running.values()],  # other runs' locks
         )  # fmt: skip
         self.running[spec.run_id] = (spec, slot, proc, fd, stage)

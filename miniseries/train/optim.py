@@ -279,6 +279,7 @@ class Muon(torch.optim.Optimizer):
             cautious=cautious,
         )
         super().__init__([{"params": ps, "name": "matrix"} for ps in by_shape.values()], defaults)
+        self.ns_dtype: torch.dtype | None = None  # None: bfloat16 on CUDA, float32 elsewhere
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -303,7 +304,9 @@ class Muon(torch.optim.Optimizer):
                 updates = torch._foreach_lerp(grads, bufs, momentum)
             else:
                 updates = bufs
-            ortho = zeropower_via_newtonschulz5(torch.stack(updates), steps=group["ns_steps"])
+            ortho = zeropower_via_newtonschulz5(
+                torch.stack(updates), steps=group["ns_steps"], dtype=self.ns_dtype
+            )
             rows, cols = params[0].shape
             scale = max(1.0, rows / cols) ** 0.5
             ortho = list(ortho.to(params[0].dtype).unbind(0))
@@ -343,12 +346,15 @@ def param_groups(model: torch.nn.Module) -> dict[str, list[torch.nn.Parameter]]:
     return groups
 
 
-def build_optimizers(model: torch.nn.Module, cfg: OptimConfig) -> list[torch.optim.Optimizer]:
+def build_optimizers(
+    model: torch.nn.Module, cfg: OptimConfig, ns_dtype: torch.dtype | None = None
+) -> list[torch.optim.Optimizer]:
     """[AdamW(embedding, unembedding), Muon(block matrices)] or, for 'adamw', one AdamW for all.
 
     AdamW lrs are ``lr * (d_model / lr_scale_width) ** lr_width_exponent`` (-0.5: nanochat's
     rule; anything else is for demonstrating a mis-scaled family); every lr is multiplied by
     ``lr_mult`` and by ``matrix_lr_mult`` or ``adam_lr_mult``. Each group stores ``initial_lr``.
+    ``ns_dtype``: Muon's Newton-Schulz dtype (default: bfloat16 on CUDA, float32 elsewhere).
     """
     check_config(cfg)
     groups = param_groups(model)
@@ -392,6 +398,7 @@ def build_optimizers(model: torch.nn.Module, cfg: OptimConfig) -> list[torch.opt
         muon = Muon(
             groups["matrix"], lr=matrix_lr, momentum=start, weight_decay=wd, cautious=cautious
         )
+        muon.ns_dtype = ns_dtype
         optimizers.append(muon)
     for opt in optimizers:
         for group in opt.param_groups:

@@ -169,6 +169,23 @@ def compile_model(module: torch.nn.Module, device: str) -> torch.nn.Module:
     return torch.compile(module, options={"cpp_wrapper": True} if device == "cpu" else None)
 
 
+def compute_dtype(device: str, dtype: str) -> torch.dtype:
+    """The dtype matmuls run in: the preset's (bfloat16 for the gpu presets) on CUDA and on CPU,
+    float32 elsewhere (MPS). Parameters, gradients and optimizer state stay float32 throughout."""
+    kind = device.split(":")[0]
+    return getattr(torch, dtype) if kind in ("cuda", "cpu") else torch.float32
+
+
+def autocast_for(device: str, dtype: str):
+    """torch.autocast at the run's compute dtype (a no-op context at float32). A gpu-preset run on
+    a CPU takes the same bf16 branch as on a GPU, so the CPU tests exercise it."""
+    kind = device.split(":")[0]
+    dt = compute_dtype(device, dtype)
+    if dt == torch.float32:
+        return torch.autocast("cpu", enabled=False)
+    return torch.autocast(kind, dtype=dt)
+
+
 def grad_accum_steps(preset: Preset, world: int) -> tuple[int, int]:
     """(rows per forward pass, micro-steps): rows x seq_len x world x micro = batch_tokens."""
     rows_total, rem = divmod(preset.batch_tokens, preset.seq_len)
@@ -241,7 +258,8 @@ class Trainer:
             lr_width_exponent=cfg.lr_width_exponent,
         )
         self.ocfg = ocfg
-        self.optimizers = build_optimizers(self.model, ocfg)
+        self.optimizers = build_optimizers(self.model, ocfg, ns_dtype=compute_dtype(
+            self.device, preset.dtype))  # fmt: skip
         self.loader = TrainLoader(
             cfg.data,
             self.rows,
@@ -260,11 +278,8 @@ class Trainer:
         self.train_s = 0.0
         self.wandb = None  # the W&B run every log record also goes to (train() sets it)
         self.tokens_per_step = preset.batch_tokens
-        self.autocast = (
-            torch.autocast("cuda", dtype=getattr(torch, preset.dtype))
-            if self.device.startswith("cuda")
-            else torch.autocast("cpu", enabled=False)
-        )
+        self.autocast = autocast_for(self.device, preset.dtype)
+        self.tokens_seen = 0  # counted from the batches the loader delivered, all ranks
 
     # ---- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict:
@@ -276,6 +291,7 @@ class Trainer:
             "loader": self.loader.state_dict(),
             "rng": torch.get_rng_state(),
             "model_config": self.model_cfg.to_dict(),
+            "tokens": self.tokens_seen,
         }
 
     def save_checkpoint(self) -> None:
@@ -294,26 +310,31 @@ class Trainer:
         self.loader.load_state_dict(state["loader"])
         torch.set_rng_state(state["rng"].cpu())
         self.step, self.train_s = int(state["step"]), float(state["train_s"])
+        self.tokens_seen = int(state.get("tokens", self.step * self.tokens_per_step))
         return True
 
     # ---- one optimizer step ------------------------------------------------------------------
     def train_step(self) -> float:
-        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        # [sum of micro-step losses, tokens delivered]: one all_reduce (sum) carries both
+        sums = torch.zeros(2, device=self.device, dtype=torch.float64)
         for i in range(self.accum):
             x, y = self.loader.next_batch()
+            sums[1] += x.numel()
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             last = i == self.accum - 1  # DDP averages gradients during the last backward only
             with self.ddp.no_sync() if self.ddp and not last else nullcontext():
                 with self.autocast:
                     loss = self.forward(x, y)
                 (loss / self.accum).backward()
-            loss_sum += loss.detach()
+            sums[0] += loss.detach()
         if self.world > 1:
             if self.ddp is None:  # the reference path: one blocking all_reduce per parameter
                 for p in self.model.parameters():
                     dist.all_reduce(p.grad, op=dist.ReduceOp.AVG)
-            dist.all_reduce(loss_sum, op=dist.ReduceOp.AVG)
-        loss_value = loss_sum.item() / self.accum
+            dist.all_reduce(sums, op=dist.ReduceOp.SUM)
+        loss_sum, tokens = sums.tolist()
+        self.tokens_seen += round(tokens)
+        loss_value = loss_sum / self.world / self.accum
         if not math.isfinite(loss_value):
             raise TrainingDiverged(
                 f"loss became {loss_value} at step {self.step} of {self.out}; the last good "
@@ -397,7 +418,7 @@ class Trainer:
 
     # ---- bookkeeping -------------------------------------------------------------------------
     def _position(self) -> dict:
-        tokens = self.step * self.tokens_per_step
+        tokens = self.tokens_seen
         return {"tokens": tokens, "flops": float(tokens) * self.plan.flops_per_token}
 
     def _log(self, record: dict) -> None:
@@ -422,7 +443,12 @@ class Trainer:
         run_folder.write_config(self.out, self.config())
 
     def _summary(self, val_bpb: float, wall_s: float, peak, peak_source: str) -> dict:
-        tokens = self.step * self.tokens_per_step
+        tokens = self.tokens_seen  # counted, never steps x batch assumed
+        if tokens != self.step * self.tokens_per_step:
+            raise RuntimeError(
+                f"{self.out}: the loader delivered {tokens:,} tokens in {self.step} steps, not "
+                f"{self.step} x {self.tokens_per_step:,}; this is a bug, please report it"
+            )
         tps = tokens / self.train_s if self.train_s else None
         counts = param_counts(self.model_cfg)
         return {
