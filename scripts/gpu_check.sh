@@ -29,8 +29,8 @@ done
 PY=${PY:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 OUT=${OUT:-/tmp/gpu_check}
 if [ "$CPU" = 1 ]; then
-  DEPTH=2 STEPS=${STEPS:-6} RESUME_STEPS=${RESUME_STEPS:-6} BATCH=4096 ROWS=1 COMPILE=()
-  EXTRA=(--val-tokens 4096)
+  DEPTH=2 STEPS=${STEPS:-4} RESUME_STEPS=${RESUME_STEPS:-4} BATCH=4096 ROWS=1 COMPILE=()
+  EXTRA=(--val-tokens 2048)
 else
   DEPTH=12 STEPS=${STEPS:-300} RESUME_STEPS=${RESUME_STEPS:-60} BATCH=65536 ROWS=32
   COMPILE=(--compile) EXTRA=()

@@ -9,11 +9,13 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from miniseries.accounting import flops_per_token, param_counts
-from miniseries.config import CPU, GPU, model_config
+from miniseries.config import CPU, CPU_V1, GPU, GPU_V2, model_config
 from miniseries.train.model import GPT
 
 
-@pytest.mark.parametrize("preset", [CPU, GPU], ids=["cpu", "gpu"])
+@pytest.mark.parametrize(
+    "preset", [CPU, CPU_V1, GPU, GPU_V2], ids=["cpu", "cpu-v1", "gpu", "gpu-v2"]
+)
 def test_param_counts_match_built_model(preset):
     for depth in range(1, 25):
         cfg = model_config(depth, preset)
@@ -23,7 +25,11 @@ def test_param_counts_match_built_model(preset):
         assert sum(p.numel() for p in model.parameters()) == counts.total, depth
         assert model.wte.weight.numel() == counts.embedding
         assert model.lm_head.weight.numel() == counts.unembedding
-        assert counts.kaplan == counts.total - counts.embedding
+        ves = getattr(model, "value_embeds", {})
+        assert sum(e.weight.numel() for e in ves.values()) == counts.value_embeds
+        assert counts.kaplan == counts.total - counts.embedding - counts.value_embeds - (
+            counts.scalars
+        )
         assert cfg.d_model % cfg.n_heads == 0
 
 
@@ -36,12 +42,16 @@ def test_conventions_are_ordered():
 
 @pytest.mark.parametrize(
     "preset,depth",
-    [(CPU, 1), (CPU, 3), (CPU, 6), (GPU.with_overrides(seq_len=256, vocab_size=2048), 2)],
-)
+    [(CPU_V1, 1), (CPU_V1, 3), (CPU_V1, 6), (GPU.with_overrides(seq_len=256, vocab_size=2048), 2),
+     (CPU.with_overrides(window_pattern="L", lambdas=True, smear=True), 3)],
+)  # fmt: skip
 def test_flops_per_token_matches_flop_counter(preset, depth):
     """Forward + backward matmul FLOPs counted by PyTorch vs the formula. The MATH attention
     backend is used so the counter sees the attention matmuls (the fused CPU kernel is opaque to
-    it); it computes the full T x T scores, which is what the formula counts."""
+    it); it computes the full T x T scores, which is what the formula counts. The last case checks
+    the options' matmuls (value and smear gates; value embeddings are lookups) with full windows:
+    a windowed layer's masked attention still computes T x T, which the formula, as nanochat's,
+    counts as the window (tests/test_options.py checks that count by hand)."""
     cfg = model_config(depth, preset)
     torch.manual_seed(0)
     model = GPT(cfg)

@@ -48,7 +48,7 @@ class Crash(Exception):
 def test_gpu_preset_on_cpu_trains_resumes_exactly_and_is_accounted(gpu_vocab_data, tmp_path,
                                                                   monkeypatch):  # fmt: skip
     whole = tmp_path / "whole"
-    assert main(gpu_argv(gpu_vocab_data, whole, 6)) == 0
+    assert main(gpu_argv(gpu_vocab_data, whole, 4)) == 0
     s = json.loads((whole / SUMMARY).read_text())
     # d2 of the gpu preset by hand: width 64 x 2 = 128 = one head of 128; vocab 32,768
     d, v = 128, 32768
@@ -56,34 +56,34 @@ def test_gpu_preset_on_cpu_trains_resumes_exactly_and_is_accounted(gpu_vocab_dat
     assert s["params"]["matrices"] == 12 * 2 * d * d
     assert s["flops_per_token"] == 6 * (v * d + 12 * 2 * d * d) + 12 * 2 * d * 2048
     assert s["flops_per_token"] == flops_per_token(GPU.model_config(2))
-    assert s["tokens"] == 6 * 4096 == s["loader"]["rows"] * 2048  # counted = delivered
+    assert s["tokens"] == 4 * 4096 == s["loader"]["rows"] * 2048  # counted = delivered
     assert s["flops"] == s["tokens"] * s["flops_per_token"]
     cfg = json.loads((whole / "config.json").read_text())
     assert cfg["model"]["n_heads"] == 1 and cfg["model"]["d_model"] == d
     assert cfg["preset"]["dtype"] == "bfloat16" and cfg["plan"]["batch_tokens"] == 4096
     first, *_, last = losses(whole)
-    assert first == pytest.approx(math.log(v), rel=0.05) and last < first - 1.0  # it learns
+    assert first == pytest.approx(math.log(v), rel=0.05) and last < first - 0.3  # it learns
     state = torch.load(whole / CHECKPOINT, weights_only=True)
     lrs = {g["name"]: g["initial_lr"] for o in state["optimizers"] for g in o["param_groups"]}
     width = (d / 768) ** -0.5  # AdamW LRs scale as (d_model / 768)^-0.5; Muon's does not
     assert lrs["unembedding"] == pytest.approx(0.004 * width)
     assert lrs["embedding"] == pytest.approx(0.3 * width)
     assert lrs["matrix"] == pytest.approx(0.02)
-    # a crash after the step-3 checkpoint, then the same command: resumes and ends identically
+    # a crash after the step-2 checkpoint, then the same command: resumes and ends identically
     out = tmp_path / "crashed"
     step = train_mod.Trainer.train_step
 
-    def crash_at_5(self):
-        if self.step == 4:
+    def crash_at_4(self):
+        if self.step == 3:
             raise Crash
         return step(self)
 
-    monkeypatch.setattr(train_mod.Trainer, "train_step", crash_at_5)
+    monkeypatch.setattr(train_mod.Trainer, "train_step", crash_at_4)
     with pytest.raises(Crash):
-        main(gpu_argv(gpu_vocab_data, out, 6))
+        main(gpu_argv(gpu_vocab_data, out, 4))
     monkeypatch.setattr(train_mod.Trainer, "train_step", step)
-    assert main(gpu_argv(gpu_vocab_data, out, 6)) == 0
-    assert {"step": 3, "resumed_from": 3} in log_lines(out)
+    assert main(gpu_argv(gpu_vocab_data, out, 4)) == 0
+    assert {"step": 2, "resumed_from": 2} in log_lines(out)
     assert losses(out) == losses(whole)
     b = torch.load(out / CHECKPOINT, weights_only=True)["model"]
     assert all(torch.equal(state["model"][k], b[k]) for k in b)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from miniseries.config import CPU
+from miniseries.config import CPU_V1 as CPU  # the attribution was measured on v1
 from miniseries.jobs.recipe_ablation import (
     ARMS,
     GOLD_GRID,

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from miniseries.config import CPU, Preset
+from miniseries.config import CPU_V1, Preset
 from miniseries.jobs.recipe_ablation import base_tokens, cell_specs, execute_unique, finished_rows
 
 # nanochat HEAD's changes since v1, as overrides of a v1 preset (docs/raise-the-line.md).
@@ -40,7 +40,7 @@ LR_CHECK = (0.7, 1.4)
 @dataclass
 class LedgerConfig:
     project: str = "raise-the-line"
-    preset: Preset = CPU
+    preset: Preset = CPU_V1  # the family the study was measured on (v1)
     budgets: tuple[float, ...] = (2e11, 3.6e11, 6.3e11)  # the demo's fit budgets but the last
     window: int = 5
     changes: tuple[str, ...] = CPU_CHANGES

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from miniseries.config import CPU, Preset
+from miniseries.config import CPU_V1, Preset
 
 ARMS = ("base", "seed1", "momentum", "warmdown", "batch", "lr_rule")
 GOLD_GRID = (0.5, 0.7, 1.0, 1.4, 2.0)
@@ -29,7 +29,7 @@ TRANSFER_DEPTHS = 3  # first, middle and last depth of the last budget's window
 @dataclass
 class RecipeConfig:
     project: str = "recipe"
-    preset: Preset = CPU
+    preset: Preset = CPU_V1  # the family the study was measured on (v1)
     budgets: tuple[float, ...] = (2e11, 3.6e11, 6.3e11, 1.1e12)  # the demo's fit budgets
     gold_budgets: int = 3  # the reduced design: the first three
     window: int = 5

@@ -365,8 +365,8 @@ class Proc(_Logs):
             return None if None in codes else 0
         if not self.job.done():
             return None
-        try:
-            return int(self.job.result())
+        try:  # a multi-node job has one result per task (node): the first failure, else 0
+            return next((int(r) for r in self.job.results() if int(r)), 0)
         except Exception as e:  # the job itself failed (cancelled, node died, ...)
             with open(self.stderr_path, "a") as f:
                 f.write(f"submitit job {self.job.job_id} failed: {e}\n")
