@@ -121,9 +121,7 @@ def test_bf16_autocast_on_cpu_tracks_fp32_and_keeps_fp32_where_it_must(tiny_data
     hooks = [
         t.model.lm_head.register_forward_hook(lambda m, i, o: seen.update(lm_head=o.dtype)),
         t.model.blocks[0].register_forward_hook(lambda m, i, o: seen.update(residual=o.dtype)),
-        t.model.blocks[0].attn.register_forward_pre_hook(
-            lambda m, i: seen.update(norm=i[0].dtype)
-        ),
+        t.model.blocks[0].attn.register_forward_pre_hook(lambda m, i: seen.update(norm=i[0].dtype)),
     ]
     x, y = t.loader.next_batch()
     with t.autocast:

@@ -10,8 +10,6 @@ import torch
 
 from miniseries.accounting import flops_per_token, param_counts
 from miniseries.config import CPU_V1, GPU, GPU_V2, get_preset
-
-CPU = CPU_V1  # the options are measured against v1 (the cpu preset now has two of them on)
 from miniseries.plan import plan_for_depth, plan_isoflop
 from miniseries.study.runspec import isoflop_specs
 from miniseries.train.model import GPT, CausalSelfAttention, window_mask
@@ -25,6 +23,7 @@ from miniseries.train.optim import (
     zeropower_via_newtonschulz5,
 )
 
+CPU = CPU_V1  # the options are measured against v1 (the cpu preset now has two of them on)
 ALL_ON = dict(value_embeds=True, window_pattern="SSSL", lambdas=True, smear=True, backout=True)
 
 
