@@ -347,3 +347,21 @@ def test_screenshot_script_renders_the_report(project, tmp_path):
     subprocess.run([sys.executable, str(script), str(path), str(out)], check=True, timeout=120)
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
+
+
+def test_held_out_line_says_when_the_measured_vertex_is_flagged():
+    """A held-out profile whose minimum sits at its edge: the verdict stands, and the headline
+    and the table say the measurement is an extrapolated vertex."""
+    from miniseries.laws.base import PREDICTION, Interval, Prediction
+    from miniseries.report.tables import held_out_row
+
+    p = Prediction(budget=2e12, n_opt=Interval(2.6e5, 2.4e5, 2.8e5), d_opt=None,
+                   loss=Interval(2.32, 2.31, 2.33), method="isoflop", convention="total",
+                   fit_budgets=(2e11, 1.1e12), outcome=Interval(2.32, 2.29, 2.36, kind=PREDICTION))  # fmt: skip
+    clean = {"loss": 2.325, "n_opt": 3.9e5, "flags": []}
+    row, line = held_out_row(p, clean)
+    assert "inside" in line and "flagged" not in line and row[4] == "2.3250"
+    edge = clean | {"flags": ["lowest loss at the largest size (minimum at the edge): widen it"]}
+    row, line = held_out_row(p, edge)
+    assert "inside" in line and "measured vertex is flagged (lowest loss at the largest" in line
+    assert row[4].endswith("(flagged)")

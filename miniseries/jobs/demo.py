@@ -316,6 +316,11 @@ def alternative_lines(pred, measured: float | None = None) -> list[str]:
     return out
 
 
+def _flag_note(meas: dict) -> str:
+    flags = meas.get("flags")
+    return f" (measured vertex flagged: {'; '.join(flags)})" if flags else ""
+
+
 def headline(result: dict) -> str:
     """What the demo prints last: where the report is, the laws, the verdicts, the timings."""
     from miniseries.formatting import fmt_interval
@@ -329,7 +334,7 @@ def headline(result: dict) -> str:
         lines.append(
             f"  held-out budget {pred.budget:.3g}: predicted optimal bpb {pred.loss.point:.4f}, "
             f"measured {meas['loss']:.4f} ({err:+.2%}); predicted N* {pred.n_opt.point:,.0f}, "
-            f"measured {meas['n_opt']:,.0f}"
+            f"measured {meas['n_opt']:,.0f}" + _flag_note(meas)
         )
         if pred.outcome is not None:
             where = "inside" if pred.outcome.contains(meas["loss"]) else "OUTSIDE"

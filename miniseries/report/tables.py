@@ -159,7 +159,13 @@ def held_out_row(p: Prediction, meas: dict | None) -> tuple[list, str | None]:
         f"{meas['loss']:.4f} ({err:+.2f}%, {where} the {judged.label}; law {law} "
         f"{p.loss.label}; N* {n_err:+.0f}%)"
     )
+    if meas.get("flags"):  # the measurement itself is in doubt: say so beside the verdict
+        row[4] += " (flagged)"
+        line += f"; the measured vertex is flagged ({'; '.join(meas['flags'])}): {FLAGGED}"
     return row, line
+
+
+FLAGGED = "its bpb and N* are a parabola's extrapolation, so the verdict is weaker than it reads"
 
 
 def held_out_columns(convention: str) -> list[str]:
