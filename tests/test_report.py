@@ -355,9 +355,10 @@ def test_held_out_line_says_when_the_measured_vertex_is_flagged():
     from miniseries.laws.base import PREDICTION, Interval, Prediction
     from miniseries.report.tables import held_out_row
 
+    outcome = Interval(2.32, 2.29, 2.36, kind=PREDICTION)
     p = Prediction(budget=2e12, n_opt=Interval(2.6e5, 2.4e5, 2.8e5), d_opt=None,
                    loss=Interval(2.32, 2.31, 2.33), method="isoflop", convention="total",
-                   fit_budgets=(2e11, 1.1e12), outcome=Interval(2.32, 2.29, 2.36, kind=PREDICTION))  # fmt: skip
+                   fit_budgets=(2e11, 1.1e12), outcome=outcome)  # fmt: skip
     clean = {"loss": 2.325, "n_opt": 3.9e5, "flags": []}
     row, line = held_out_row(p, clean)
     assert "inside" in line and "flagged" not in line and row[4] == "2.3250"
