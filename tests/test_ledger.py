@@ -118,7 +118,7 @@ def test_planted_compute_gain_is_recovered_with_an_interval_that_holds_it():
 def test_ledger_table_and_report_section_from_a_planted_ledger(tmp_path):
     import json
 
-    from miniseries.report.project_report import ledger_sections
+    from miniseries.report.ledger_section import ledger_sections
     from miniseries.study.ledger import analyse, markdown
 
     rng = np.random.default_rng(1)

@@ -101,14 +101,9 @@ def run(args) -> int:
     return 0
 
 
-def run_recipe(args) -> int:
-    from miniseries.errors import UserError
-    from miniseries.jobs.recipe_ablation import RecipeConfig, plan_text, run_recipe_ablation
-
-    d = RecipeConfig()
-    if args.budgets is not None and len(args.budgets) < 3:
-        raise UserError("--budgets needs 3 or more budgets for the recipe ablation (gold uses 3)")
-    cfg = RecipeConfig(
+def design_args(args, d) -> dict:
+    """The flags every one-design study takes (recipe, options), over its defaults ``d``."""
+    return dict(
         project=args.project or d.project,
         workers=args.workers,
         budgets=tuple(args.budgets or d.budgets),
@@ -118,6 +113,16 @@ def run_recipe(args) -> int:
         tokenizer=args.tokenizer,
         progress=not args.quiet,
     )
+
+
+def run_recipe(args) -> int:
+    from miniseries.errors import UserError
+    from miniseries.jobs.recipe_ablation import RecipeConfig, plan_text, run_recipe_ablation
+
+    d = RecipeConfig()
+    if args.budgets is not None and len(args.budgets) < 3:
+        raise UserError("--budgets needs 3 or more budgets for the recipe ablation (gold uses 3)")
+    cfg = RecipeConfig(**design_args(args, d))
     if args.dry_run:
         print(plan_text(cfg))
         return 0
@@ -150,18 +155,7 @@ def run_options(args) -> int:
     if unknown:
         raise UserError(f"unknown change(s) {unknown}; choose from {', '.join(CHANGES)}")
     custom = dict(parse_arm(a) for a in args.arm)
-    cfg = LedgerConfig(
-        project=args.project or d.project,
-        workers=args.workers,
-        budgets=tuple(args.budgets or d.budgets),
-        window=d.window if args.window is None else args.window,
-        changes=changes,
-        custom=custom,
-        n_bootstrap=d.n_bootstrap if args.bootstrap is None else args.bootstrap,
-        data=args.data,
-        tokenizer=args.tokenizer,
-        progress=not args.quiet,
-    )
+    cfg = LedgerConfig(changes=changes, custom=custom, **design_args(args, d))
     if args.dry_run:
         print(plan_text(cfg))
         return 0

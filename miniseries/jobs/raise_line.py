@@ -15,8 +15,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from miniseries.config import CPU_V1, Preset
-from miniseries.jobs.recipe_ablation import base_tokens, cell_specs, execute_unique, finished_rows
+from miniseries.jobs.recipe_ablation import (
+    DesignConfig,
+    base_tokens,
+    cell_specs,
+    execute_unique,
+    finished_rows,
+)
+from miniseries.jobs.recipe_ablation import design as rule_design
 
 # nanochat HEAD's changes since v1, as overrides of a v1 preset (docs/raise-the-line.md).
 # "ref" in a value: the design's reference horizon (the geometric mean of its base tokens).
@@ -38,28 +44,14 @@ LR_CHECK = (0.7, 1.4)
 
 
 @dataclass
-class LedgerConfig:
+class LedgerConfig(DesignConfig):
     project: str = "raise-the-line"
-    preset: Preset = CPU_V1  # the family the study was measured on (v1)
     budgets: tuple[float, ...] = (2e11, 3.6e11, 6.3e11)  # the demo's fit budgets but the last
-    window: int = 5
     changes: tuple[str, ...] = CPU_CHANGES
     custom: dict = field(default_factory=dict)  # {arm name: overrides} from --arm
-    workers: int = 2
-    evals: int = 3
-    compile: bool = True
-    n_bootstrap: int = 400
-    convention: str = "total"
-    data: str | None = None
-    tokenizer: str | None = None
-    overrides: dict = field(default_factory=dict)
-    progress: bool = True
-    core_cap: int | None = None  # no CORE: the ledger is about the loss
 
 
 def design(cfg: LedgerConfig) -> dict[float, list[int]]:
-    from miniseries.jobs.recipe_ablation import design as rule_design
-
     return rule_design(cfg)
 
 

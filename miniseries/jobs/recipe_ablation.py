@@ -27,14 +27,14 @@ TRANSFER_DEPTHS = 3  # first, middle and last depth of the last budget's window
 
 
 @dataclass
-class RecipeConfig:
+class DesignConfig:
+    """What a study of arms on one rule-placed isoFLOP design needs (this attribution, the
+    raise-the-line ledger): where, which family and budgets, how its runs train and are fitted."""
+
     project: str = "recipe"
     preset: Preset = CPU_V1  # the family the study was measured on (v1)
     budgets: tuple[float, ...] = (2e11, 3.6e11, 6.3e11, 1.1e12)  # the demo's fit budgets
-    gold_budgets: int = 3  # the reduced design: the first three
     window: int = 5
-    noise_cells: tuple[tuple[int, float], ...] = ((5, 2e11), (2, 1.1e12))
-    noise_seeds: int = 4
     workers: int = 2
     evals: int = 3
     compile: bool = True
@@ -47,7 +47,14 @@ class RecipeConfig:
     core_cap: int | None = None  # no CORE: the question is about the loss
 
 
-def design(cfg: RecipeConfig) -> dict[float, list[int]]:
+@dataclass
+class RecipeConfig(DesignConfig):
+    gold_budgets: int = 3  # the reduced design: the first three
+    noise_cells: tuple[tuple[int, float], ...] = ((5, 2e11), (2, 1.1e12))
+    noise_seeds: int = 4
+
+
+def design(cfg: DesignConfig) -> dict[float, list[int]]:
     """Every budget's window centred by the rule on the preset ratio's N* (no arm places it)."""
     from miniseries.study.stored_fits import depth_window, planned_n_opt
 

@@ -9,7 +9,6 @@ first screen of the report answers "did it work?". The tables are built in
 No torch here: a report can be made on a laptop from a store copied off a GPU box.
 """
 
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from miniseries.paths import atomic_write_text
 from miniseries.report import tables as rt
 from miniseries.report.calibrate import calibrate_gpt3, core_standard_error, fit_series
 from miniseries.report.extrapolate import ScalingLaws, extrapolation_table
+from miniseries.report.ledger_section import ledger_sections
 from miniseries.report.plots import (
     plot_budget_curves,
     plot_compare,
@@ -548,27 +548,6 @@ def comparison_section(ctx: Context) -> Section:
         path = plot_compare(c, ctx.figdir / f"compare_{base}_{other}.png".replace(" ", "_"))
         s.img(path, f"{base} vs {other}: L*(C) and N*(C) with 90% bands")
     return s
-
-
-def ledger_sections(project: Path) -> list[Section]:
-    """The raise-the-line ledger, where `miniseries ablate options` wrote one in this project."""
-    path = Path(project) / "raise-the-line.json"
-    if not path.exists():
-        return []
-    from miniseries.study.ledger import CAUTION, ledger_table
-
-    result = json.loads(path.read_text())
-    s = Section("ledger", "Raise the line: what each recipe change is worth")
-    s.p(
-        "Each change against the base on the same isoFLOP design (`miniseries ablate options`): "
-        "worth = base's compute over the compute the change needs for base's optimal loss, 90% "
-        "confidence intervals of the fitted laws (paired bootstrap), at the compared range's "
-        "start, middle and end; Δa, Δb under total params. docs/raise-the-line.md says how it is "
-        "decided."
-    )
-    s.table(*ledger_table(result))
-    s.p(CAUTION)
-    return [s]
 
 
 def gpt3_blocks(s: Section) -> None:

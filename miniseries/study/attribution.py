@@ -106,35 +106,48 @@ def pooled_noise(rows: list[dict]) -> tuple[float, int]:
     return math.sqrt(ss / dof), dof
 
 
-def _iv(iv) -> list[float]:
+def interval_list(iv) -> list[float]:
+    """An Interval as [point, lo, hi] (the JSON these studies write)."""
     return [float(iv.point), float(iv.lo), float(iv.hi)]
 
 
-def _vertices(fit) -> dict:
-    return {v.budget: v.loss_opt for v in fit.vertices if v.usable}
+def vertex_deltas(c) -> dict:
+    """{budget: [base L*, arm L*, arm − base]} at the usable budgets both lines of ``c`` share."""
+    va, vb = ({v.budget: v.loss_opt for v in f.vertices if v.usable} for f in c.fits)
+    return {f"{k:.3g}": [va[k], vb[k], vb[k] - va[k]] for k in va if k in vb}
 
 
-def compare_arm(base_rows: list[dict], arm_rows: list[dict], name: str, n_bootstrap: int) -> dict:
-    """a, b and their differences (B − A, paired bootstrap when the cells match) under every
-    convention; the multiplier and the vertex losses under total params."""
-    out = {"conventions": {}}
-    for conv in CONVENTIONS:
+def compare_by_convention(base_rows, arm_rows, name: str, n_bootstrap: int, conventions):
+    """The arm against the base under each convention: ({convention: a, b, their differences
+    (B − A, paired bootstrap when the cells match), D*/N*, or the fit's error}, the comparison
+    under total params or None)."""
+    out, total = {}, None
+    for conv in conventions:
         ra, rb = runs_for_fit(base_rows, conv), runs_for_fit(arm_rows, conv)
         try:
             c = compare_lines(ra, rb, conv, n_bootstrap, names=("base", name))
         except UserError as e:
-            out["conventions"][conv] = {"error": str(e)}
+            out[conv] = {"error": str(e)}
             continue
-        out["conventions"][conv] = dict(
-            a=_iv(c.lines[1].a), b=_iv(c.lines[1].b), a_base=_iv(c.lines[0].a),
-            b_base=_iv(c.lines[0].b), a_diff=_iv(c.a_diff), b_diff=_iv(c.b_diff),
-            ratio=_iv(c.lines[1].ratio), ratio_base=_iv(c.lines[0].ratio),
+        iv = interval_list
+        out[conv] = dict(
+            a=iv(c.lines[1].a), b=iv(c.lines[1].b), a_base=iv(c.lines[0].a),
+            b_base=iv(c.lines[0].b), a_diff=iv(c.a_diff), b_diff=iv(c.b_diff),
+            ratio=iv(c.lines[1].ratio), ratio_base=iv(c.lines[0].ratio),
         )  # fmt: skip
         if conv == "total":
-            h = c.headline
-            out["multiplier"] = dict(budget=h.budget, m=_iv(h.m))
-            va, vb = _vertices(c.fits[0]), _vertices(c.fits[1])
-            out["vertices"] = {f"{k:.3g}": [va[k], vb[k], vb[k] - va[k]] for k in va if k in vb}
+            total = c
+    return out, total
+
+
+def compare_arm(base_rows: list[dict], arm_rows: list[dict], name: str, n_bootstrap: int) -> dict:
+    """a, b and their differences under every convention; the multiplier and the vertex losses
+    under total params."""
+    convs, c = compare_by_convention(base_rows, arm_rows, name, n_bootstrap, CONVENTIONS)
+    out = {"conventions": convs}
+    if c is not None:
+        out["multiplier"] = dict(budget=c.headline.budget, m=interval_list(c.headline.m))
+        out["vertices"] = vertex_deltas(c)
     return out
 
 

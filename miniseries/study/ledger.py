@@ -7,10 +7,13 @@ The runs are trained by miniseries/jobs/raise_line.py.
 
 import math
 
-from miniseries.errors import UserError
-from miniseries.laws.compare import compare_lines
-from miniseries.study.attribution import Z90, decide
-from miniseries.study.stored_fits import runs_for_fit
+from miniseries.study.attribution import (
+    Z90,
+    compare_by_convention,
+    decide,
+    interval_list,
+    vertex_deltas,
+)
 
 LEDGER_CONVENTIONS = ("total", "effective")  # effective: a + b = 1, so Δa = -Δb there
 # The noise of a vertex loss: the seed noise the recipe attribution measured before this ledger
@@ -47,10 +50,6 @@ def lr_moved(rows: list[dict], own: float, threshold: float) -> float:
     return 1.0
 
 
-def _iv(iv) -> list[float]:
-    return [float(iv.point), float(iv.lo), float(iv.hi)]
-
-
 def worth(m: list[float]) -> list[float]:
     """A multiplier m (compute the arm needs for base's loss, over base's compute) as what the
     change is worth: 1/m, its interval flipped."""
@@ -75,37 +74,18 @@ def verdict(worths: list[list[float]]) -> str:
 
 def compare_change(base_rows: list[dict], arm_rows: list[dict], name: str, n_bootstrap: int):
     """One ledger line: multipliers and worth at start/middle/end, Δa/Δb, vertices."""
-    out = {"conventions": {}}
-    for conv in LEDGER_CONVENTIONS:
-        try:
-            c = compare_lines(
-                runs_for_fit(base_rows, conv), runs_for_fit(arm_rows, conv), conv, n_bootstrap,
-                names=("base", name),
-            )  # fmt: skip
-        except UserError as e:
-            out["conventions"][conv] = {"error": str(e)}
-            continue
-        out["conventions"][conv] = dict(
-            a=_iv(c.lines[1].a), b=_iv(c.lines[1].b), a_base=_iv(c.lines[0].a),
-            b_base=_iv(c.lines[0].b), a_diff=_iv(c.a_diff), b_diff=_iv(c.b_diff),
-            ratio=_iv(c.lines[1].ratio), ratio_base=_iv(c.lines[0].ratio),
-        )  # fmt: skip
-        if conv == "total":
-            marks = [
-                dict(where=m.where, budget=m.budget, m=_iv(m.m))
-                for m in c.multipliers
-                if any(w in m.where for w in ("start", "middle", "end"))
-            ]
-            for mk in marks:
-                mk["worth"] = worth(mk["m"])
-            out["marks"] = marks
-            out["verdict"] = verdict([mk["worth"] for mk in marks])
-            va = {v.budget: v.loss_opt for v in c.fits[0].vertices if v.usable}
-            vb = {v.budget: v.loss_opt for v in c.fits[1].vertices if v.usable}
-            out["vertices"] = {f"{k:.3g}": [va[k], vb[k], vb[k] - va[k]] for k in va if k in vb}
-            out["decision"] = decide(out["vertices"], SEED_NOISE)
-    out.setdefault("verdict", "no fit")
-    out.setdefault("decision", "no evidence (no fit)")
+    convs, c = compare_by_convention(base_rows, arm_rows, name, n_bootstrap, LEDGER_CONVENTIONS)
+    out = {"conventions": convs, "verdict": "no fit", "decision": "no evidence (no fit)"}
+    if c is None:
+        return out
+    marks = [
+        dict(where=m.where, budget=m.budget, m=interval_list(m.m), worth=worth(interval_list(m.m)))
+        for m in c.multipliers
+        if any(w in m.where for w in ("start", "middle", "end"))
+    ]
+    out |= dict(marks=marks, verdict=verdict([mk["worth"] for mk in marks]))
+    out["vertices"] = vertex_deltas(c)
+    out["decision"] = decide(out["vertices"], SEED_NOISE)
     return out
 
 

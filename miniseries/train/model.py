@@ -70,6 +70,8 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(d, d, bias=False)
         if layer in cfg.value_embed_layers:
             self.ve_gate = nn.Linear(min(VE_GATE_CHANNELS, d), cfg.n_heads, bias=False)
+        if self.window < cfg.seq_len:  # built once; its [:T, :T] slice is the mask for any T
+            self.register_buffer("mask", window_mask(cfg.seq_len, self.window), persistent=False)
 
     def forward(self, x, cos, sin, ve: torch.Tensor | None = None) -> torch.Tensor:
         B, T, C = x.shape
@@ -82,11 +84,10 @@ class CausalSelfAttention(nn.Module):
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         q, k = rms_norm(q), rms_norm(k)  # QK-norm keeps attention logits bounded
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
-        mask = window_mask(T, self.window, x.device)
-        if mask is None:
+        if self.window >= T:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask[:T, :T])
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
 
