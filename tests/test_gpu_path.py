@@ -173,9 +173,19 @@ def test_two_torchrun_nodes_on_one_machine_equal_one_process(tiny_data, tmp_path
     endpoint = f"127.0.0.1:{free_port()}"
     argv = torchrun_argv(_tiny_argv(tiny_data, multi), 1, 2, endpoint, "two-nodes")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True) for _ in "ab"]
-    for p in procs:
-        _, err = p.communicate(timeout=300)
+    # each node's stderr to a file: a pipe nobody reads while the other node is waited on fills
+    # up, blocks that node, and with it the other node's rendezvous or exit barrier
+    logs = [tmp_path / f"node{i}.stderr" for i in range(2)]
+    procs = [subprocess.Popen(argv, env=env, stderr=log.open("w")) for log in logs]
+    try:
+        for p in procs:
+            p.wait(timeout=240)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, log in zip(procs, logs):
+        err = log.read_text()
         assert p.returncode == 0, err[-3000:]
         assert "terminate called" not in err
     _same_steps(single, multi, 2)
